@@ -1,0 +1,75 @@
+package bus
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// ConnectOptions say how the daemon connects.
+type ConnectOptions struct {
+	URL     string
+	Name    string
+	Timeout time.Duration
+	// Extra options (TLS, credentials) are appended last.
+	Extra []nats.Option
+}
+
+// State is the connection state, for health and metrics.
+type State struct{ connected atomic.Bool }
+
+// Connected reports whether the connection is up.
+func (s *State) Connected() bool { return s.connected.Load() }
+
+// Connect opens a connection that reconnects forever: a NATS outage pauses
+// the daemon (nothing is acknowledged while it lasts) rather than ending it.
+func Connect(o ConnectOptions, log zerolog.Logger) (*nats.Conn, *State, error) {
+	st := &State{}
+	opts := []nats.Option{
+		nats.Name(o.Name),
+		nats.Timeout(o.Timeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.ReconnectBufSize(-1), // never buffer publishes while disconnected: they would be un-acked anyway
+		nats.ConnectHandler(func(*nats.Conn) { st.connected.Store(true) }),
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			st.connected.Store(false)
+			if c.IsClosed() {
+				return // our own shutdown
+			}
+			log.Warn().AnErr("reason", err).Msg("disconnected from NATS; intake paused until it is back")
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			st.connected.Store(true)
+			log.Info().Str("server", c.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Error().Err(err).Msg("NATS asynchronous error")
+		}),
+	}
+	opts = append(opts, o.Extra...)
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(o.URL), err)
+	}
+	st.connected.Store(nc.IsConnected())
+	return nc, st, nil
+}
+
+// redact drops credentials from a URL list before it is logged.
+func redact(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = url.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}

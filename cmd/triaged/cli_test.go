@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/triaged/triaged/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := dispatch(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckConfigListsEveryProblem(t *testing.T) {
+	td := filepath.Join(testenv.Root(), "cmd", "triaged", "testdata")
+	code, out, _ := run("check-config", "-config", filepath.Join(td, "bad.yaml"))
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	golden := filepath.Join(td, "bad.golden")
+	if *update {
+		os.WriteFile(golden, []byte(out), 0o644)
+	}
+	want, _ := os.ReadFile(golden)
+	if out != string(want) {
+		t.Fatalf("check-config output differs from %s (run go test -update):\n%s", golden, out)
+	}
+}
+
+func TestCheckConfigAcceptsDefaultsAndExample(t *testing.T) {
+	if code, out, errs := run("check-config"); code != 0 {
+		t.Fatalf("defaults: exit %d\n%s%s", code, out, errs)
+	}
+	ex, _ := filepath.Glob(filepath.Join(testenv.Root(), "config", "examples", "*.yaml"))
+	for _, p := range ex {
+		if code, out, errs := run("check-config", "-config", p); code != 0 {
+			t.Errorf("%s: exit %d\n%s%s", p, code, out, errs)
+		}
+	}
+}
+
+func TestScorePrintsJSONAndFailsOnBadFiles(t *testing.T) {
+	testenv.ORT(t)
+	film := testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")
+	bad := filepath.Join(t.TempDir(), "bad.dcm")
+	os.WriteFile(bad, []byte("not a film"), 0o644)
+	code, out, _ := run("score", film, bad)
+	if code == 0 {
+		t.Fatal("exit 0 with a bad file")
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want 2 JSON lines, got:\n%s", out)
+	}
+	var r struct {
+		Score    float64 `json:"score"`
+		Priority string  `json:"priority"`
+		Models   []any   `json:"models"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil || r.Priority == "" || len(r.Models) != 1 {
+		t.Fatalf("result line: %s (%v)", lines[0], err)
+	}
+	var f scoreFailure
+	if err := json.Unmarshal([]byte(lines[1]), &f); err != nil || f.Code != "not_dicom" {
+		t.Fatalf("failure line: %s", lines[1])
+	}
+	if code, _, _ := run("score", film); code != 0 {
+		t.Fatalf("exit %d for a good film", code)
+	}
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := run("version"); code != 0 || !strings.HasPrefix(out, "triaged ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, _ := run("nonsense"); code != 2 {
+		t.Fatalf("unknown command: exit %d", code)
+	}
+}

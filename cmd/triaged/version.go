@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/triaged/triaged/triage"
+)
+
+func cmdVersion(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("version", stderr)
+	verbose := fs.Bool("verbose", false, "also load the ONNX Runtime library and the configured models and show their execution providers")
+	cfgPath := fs.String("config", "", "config file, for -verbose")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	fmt.Fprintf(stdout, "triaged %s (%s, %s/%s), ONNX Runtime C API %s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH, triage.ORTVersion)
+	if !*verbose {
+		return 0
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		reportConfigError(stderr, err)
+		return 1
+	}
+	lib, err := triage.InitRuntime(cfg.ONNXRuntime.Library)
+	if err != nil {
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "onnxruntime library: %s (version %s)\n", lib, triage.RuntimeVersion())
+	log := newLogger(stderr, "warn")
+	for _, m := range cfg.Models {
+		mod, err := triage.LoadModel(cfg.Resolve(m.Path), triage.Options{Library: cfg.ONNXRuntime.Library, Device: cfg.ONNXRuntime.Device, CUDADeviceID: cfg.ONNXRuntime.CUDADeviceID, Log: log})
+		if err != nil {
+			fmt.Fprintf(stderr, "triaged: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "model %s %s: %s (requested device %s)\n", mod.Manifest.Name, mod.Manifest.Version, mod.Provider, cfg.ONNXRuntime.Device)
+		mod.Close()
+	}
+	return 0
+}

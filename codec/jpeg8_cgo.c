@@ -1,0 +1,69 @@
+// libjpeg(-turbo) 8-bit decoding for triaged. Kept in C so that libjpeg's
+// longjmp-based error handling never crosses a Go stack frame.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <setjmp.h>
+#include <jpeglib.h>
+#include "jpeg8_cgo.h"
+
+struct errmgr {
+	struct jpeg_error_mgr pub;
+	jmp_buf jb;
+	char *msg;
+	int msglen;
+};
+
+static void on_error(j_common_ptr c) {
+	struct errmgr *e = (struct errmgr *)c->err;
+	(*c->err->format_message)(c, e->msg);
+	longjmp(e->jb, 1);
+}
+
+static void on_message(j_common_ptr c) { (void)c; } // warnings are not errors here
+
+int tjd_jpeg8(const unsigned char *src, unsigned long n, unsigned char *out, unsigned long outcap,
+              int *w, int *h, int *comps, int *precision, int header_only, char *msg) {
+	struct jpeg_decompress_struct d;
+	struct errmgr e;
+	memset(&d, 0, sizeof d);
+	d.err = jpeg_std_error(&e.pub);
+	e.pub.error_exit = on_error;
+	e.pub.output_message = on_message;
+	e.msg = msg;
+	msg[0] = 0;
+	if (setjmp(e.jb)) {
+		jpeg_destroy_decompress(&d);
+		return -1;
+	}
+	jpeg_create_decompress(&d);
+	jpeg_mem_src(&d, (unsigned char *)src, n);
+	jpeg_read_header(&d, TRUE);
+	*precision = d.data_precision;
+	*comps = d.num_components;
+	// A gray film stays gray; anything else comes out as RGB (libjpeg's
+	// YCbCr->RGB), the same as PIL would give.
+	d.out_color_space = d.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+	jpeg_calc_output_dimensions(&d);
+	*w = d.output_width;
+	*h = d.output_height;
+	*comps = d.output_components;
+	if (header_only) {
+		jpeg_destroy_decompress(&d);
+		return 0;
+	}
+	unsigned long stride = (unsigned long)d.output_width * d.output_components;
+	if (stride * d.output_height > outcap) {
+		snprintf(msg, JMSG_LENGTH_MAX, "output buffer too small");
+		jpeg_destroy_decompress(&d);
+		return -1;
+	}
+	jpeg_start_decompress(&d);
+	while (d.output_scanline < d.output_height) {
+		JSAMPROW row = out + stride * d.output_scanline;
+		jpeg_read_scanlines(&d, &row, 1);
+	}
+	jpeg_finish_decompress(&d);
+	jpeg_destroy_decompress(&d);
+	return 0;
+}

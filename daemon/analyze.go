@@ -1,0 +1,93 @@
+package daemon
+
+import (
+	"context"
+	"image"
+	"io"
+	"time"
+
+	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/preprocess"
+	"github.com/triaged/triaged/publish"
+	"github.com/triaged/triaged/triage"
+)
+
+// Analysis is a scored film, before publication.
+type Analysis struct {
+	Header   *decode.Header
+	Display  *image.Gray // the display-ready film (for heatmap overlays)
+	Input    preprocess.Input
+	Result   *triage.Result
+	Priority triage.Priority
+	Why      string
+	Timings  publish.Timings
+}
+
+// Analyze decodes, preprocesses and scores one DICOM film. requested is the
+// priority the film was sent with (DICOM tag or message header).
+func Analyze(ctx context.Context, eng *triage.Engine, r io.Reader, size int64, lim decode.Limits, requested string) (*Analysis, error) {
+	t0 := time.Now()
+	film, err := decode.Decode(r, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	a := &Analysis{Header: film.Header, Display: film.Image}
+	a.Timings.DecodeMS = ms(time.Since(t0))
+	if requested == "" {
+		requested = film.Header.Priority
+	}
+	return a, a.score(ctx, eng, requested)
+}
+
+// AnalyzeImage scores a plain JPEG or PNG image (training data, screenshots).
+func AnalyzeImage(ctx context.Context, eng *triage.Engine, data []byte, lim decode.Limits) (*Analysis, error) {
+	t0 := time.Now()
+	g, err := decode.ImageFile(data, lim)
+	if err != nil {
+		return nil, err
+	}
+	a := &Analysis{Header: &decode.Header{Rows: g.Rect.Dy(), Columns: g.Rect.Dx()}, Display: g}
+	a.Timings.DecodeMS = ms(time.Since(t0))
+	return a, a.score(ctx, eng, "")
+}
+
+func (a *Analysis) score(ctx context.Context, eng *triage.Engine, requested string) error {
+	t1 := time.Now()
+	a.Input = preprocess.Prepare(a.Display)
+	x := make([]float32, preprocess.TensorLen)
+	preprocess.Tensor(a.Input.Gray, x)
+	a.Timings.PreprocessMS = ms(time.Since(t1))
+	t2 := time.Now()
+	res, err := eng.Score(ctx, x)
+	if err != nil {
+		return err
+	}
+	a.Timings.InferenceMS = ms(time.Since(t2))
+	a.Timings.BatchSize = res.BatchSize
+	a.Result = res
+	a.Priority, a.Why = eng.Classify(res.Ensemble, requested)
+	return nil
+}
+
+// Message builds the result message for an analysis.
+func (a *Analysis) Message(eng *triage.Engine, src publish.Source, version, host string) *publish.Result {
+	r := &publish.Result{
+		Schema:         publish.ResultSchema,
+		Kind:           "result",
+		Source:         src,
+		Film:           filmOf(a.Header),
+		Score:          a.Result.Ensemble,
+		Priority:       string(a.Priority),
+		PriorityReason: a.Why,
+		Thresholds:     publish.Thresholds{Urgent: eng.Thresholds.Urgent, Critical: eng.Thresholds.Critical, CalibratedOn: eng.Thresholds.CalibratedOn},
+		ModelSet:       eng.Set,
+		Timings:        a.Timings,
+		ScoredAt:       time.Now().UTC(),
+		Daemon:         version,
+		Host:           host,
+	}
+	for _, m := range a.Result.Models {
+		r.Models = append(r.Models, publish.ModelScore{Name: m.Name, Version: m.Version, Provider: m.Provider, Probability: m.Probability})
+	}
+	return r
+}

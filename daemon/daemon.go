@@ -1,0 +1,307 @@
+// Package daemon wires triaged's pipeline together. Read this package to
+// follow a film from start to finish:
+//
+//	source (drop folder) --claim--> admit (header, route, priority)
+//	  --> queue (bounded, STAT first) --> worker: decode, preprocess,
+//	  score (batched ONNX Runtime), publish (JetStream PubAck)
+//	  --> acknowledge the input (file to done/)
+//
+// A film that cannot be processed gets an error event and goes to
+// quarantine (failed/). Nothing is acknowledged before its output is stored,
+// so a crash anywhere means the film is processed again on restart, and
+// message IDs keep the repeat from producing a second alert.
+package daemon
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/bus"
+	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/publish"
+	"github.com/triaged/triaged/triage"
+)
+
+// Daemon is a provisioned pipeline, ready to Run.
+type Daemon struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	version string
+	host    string
+
+	engine    atomic.Pointer[triage.Engine]
+	pub       *publish.Publisher
+	nc        *nats.Conn
+	natsState *bus.State
+	srv       *server.Server // embedded NATS, if any
+	sources   []source
+	q         *queue
+	limits    decode.Limits
+	pseudoKey []byte
+	workers   int
+
+	// Ready is closed once the daemon has connected, verified its streams,
+	// loaded its models and finished the start-up scan of its sources.
+	Ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// New provisions everything the pipeline needs and fails fast, with the
+// reason, if anything is missing: models (checked against their sha256),
+// NATS (embedded or external) and streams, drop folders.
+func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, log: log, version: version, Ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.host, _ = os.Hostname()
+	d.limits = decode.Limits{MaxFileSize: int64(cfg.Ingest.MaxFileSize), MaxPixels: cfg.Decode.MaxPixels}
+	d.workers = cfg.Pipeline.Workers
+	if d.workers == 0 {
+		d.workers = 2 * runtime.NumCPU()
+	}
+	if cfg.Log.PseudonymousIDs {
+		k, err := os.ReadFile(cfg.Resolve(cfg.Log.PseudonymKeyFile))
+		if err != nil {
+			return d, fmt.Errorf("read log.pseudonym_key_file: %w", err)
+		}
+		d.pseudoKey = []byte(strings.TrimSpace(string(k)))
+	}
+
+	eng, err := NewEngine(cfg, log)
+	if err != nil {
+		return d, err
+	}
+	d.engine.Store(eng)
+
+	url := cfg.NATS.URL
+	var extra []nats.Option
+	if url == "" {
+		d.srv, err = bus.StartEmbedded(bus.EmbeddedOptions{
+			Listen:     cfg.NATS.Embedded.Listen,
+			StoreDir:   cfg.Resolve(cfg.NATS.Embedded.StoreDir),
+			SyncAlways: cfg.NATS.Embedded.SyncAlways,
+		}, log)
+		if err != nil {
+			return d, err
+		}
+		url = d.srv.ClientURL()
+		extra = append(extra, nats.InProcessServer(d.srv))
+		log.Info().Str("url", url).Str("store_dir", cfg.Resolve(cfg.NATS.Embedded.StoreDir)).Msg("embedded NATS server with JetStream started")
+	}
+	d.nc, d.natsState, err = bus.Connect(bus.ConnectOptions{URL: url, Name: cfg.NATS.Name, Timeout: cfg.NATS.ConnectTimeout, Extra: extra}, log)
+	if err != nil {
+		return d, err
+	}
+	d.pub, err = publish.New(d.nc, publishOptions(cfg))
+	if err != nil {
+		return d, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.NATS.ConnectTimeout)
+	defer cancel()
+	if err := d.pub.EnsureStreams(ctx); err != nil {
+		return d, err
+	}
+
+	for _, fc := range cfg.Ingest.Folders {
+		f, err := ingest.OpenFolder(ingest.FolderOptions{
+			Path:           cfg.Resolve(fc.Path),
+			ProcessingDir:  cfg.Resolve(fc.ProcessingDir),
+			DoneDir:        cfg.Resolve(fc.DoneDir),
+			FailedDir:      cfg.Resolve(fc.FailedDir),
+			Settle:         cfg.Ingest.Settle,
+			RescanInterval: cfg.Ingest.RescanInterval,
+			Log:            log,
+		})
+		if err != nil {
+			return d, err
+		}
+		d.sources = append(d.sources, &folderSource{f: f, version: version})
+	}
+	d.q = newQueue(cfg.Pipeline.QueueCapacity)
+	return d, nil
+}
+
+// NewEngine loads the configured models.
+func NewEngine(cfg *config.Config, log zerolog.Logger) (*triage.Engine, error) {
+	dirs := make([]string, len(cfg.Models))
+	for i, m := range cfg.Models {
+		dirs[i] = cfg.Resolve(m.Path)
+	}
+	eng, err := triage.NewEngine(dirs, triage.Options{
+		Library:        cfg.ONNXRuntime.Library,
+		Device:         cfg.ONNXRuntime.Device,
+		CUDADeviceID:   cfg.ONNXRuntime.CUDADeviceID,
+		IntraOpThreads: cfg.ONNXRuntime.IntraOpThreads,
+		Log:            log,
+	}, triage.EngineOptions{
+		BatchSize:    cfg.Triage.BatchSize,
+		BatchWait:    cfg.Triage.BatchWait,
+		Urgent:       cfg.Triage.UrgentThreshold,
+		Critical:     cfg.Triage.CriticalThreshold,
+		EscalateStat: cfg.Triage.EscalateStat,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range eng.Models {
+		log.Info().Str("model", m.Manifest.Name).Str("version", m.Manifest.Version).Str("provider", m.Provider).
+			Str("sha256", m.Manifest.SHA256[:12]).Msg("model loaded")
+	}
+	log.Info().Str("model_set", eng.Set).Float64("urgent", eng.Thresholds.Urgent).Float64("critical", eng.Thresholds.Critical).
+		Str("thresholds_from", eng.Thresholds.CalibratedOn).Str("onnxruntime", triage.RuntimeVersion()).Msg("scoring engine ready")
+	return eng, nil
+}
+
+func publishOptions(cfg *config.Config) publish.Options {
+	so := func(s config.Stream) publish.StreamOptions {
+		return publish.StreamOptions{Name: s.Name, Replicas: s.Replicas, MaxAge: s.MaxAge, DuplicateWindow: s.DuplicateWindow, Memory: s.Storage == "memory"}
+	}
+	return publish.Options{
+		Prefix:        cfg.NATS.SubjectPrefix,
+		Results:       so(cfg.NATS.ResultStream),
+		Alerts:        so(cfg.NATS.AlertStream),
+		ManageStreams: cfg.NATS.ManageStreams,
+		Timeout:       cfg.NATS.PublishTimeout,
+	}
+}
+
+// ClientURL is the NATS URL the daemon is connected to.
+func (d *Daemon) ClientURL() string { return d.nc.ConnectedUrlRedacted() }
+
+// Run processes films until ctx is cancelled, then stops intake and drains
+// the films in flight for up to pipeline.drain_timeout. Films not finished
+// by then stay unacknowledged for the next start.
+func (d *Daemon) Run(ctx context.Context) error {
+	intake, stopIntake := context.WithCancel(context.Background())
+	defer stopIntake()
+	work, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+
+	var srcWG, admitWG, workWG sync.WaitGroup
+	admitCh := make(chan Item)
+	errCh := make(chan error, len(d.sources))
+	for _, s := range d.sources {
+		srcWG.Add(2)
+		go func() {
+			defer srcWG.Done()
+			if err := s.Run(intake); err != nil {
+				errCh <- err
+			}
+		}()
+		go func() {
+			defer srcWG.Done()
+			for {
+				it, err := s.Next(intake)
+				if err != nil {
+					return
+				}
+				select {
+				case admitCh <- it:
+				case <-intake.Done():
+					it.Release(0)
+					return
+				}
+			}
+		}()
+	}
+	for range max(2, d.workers/4) {
+		admitWG.Add(1)
+		go func() {
+			defer admitWG.Done()
+			for {
+				select {
+				case it := <-admitCh:
+					d.admit(intake, work, it)
+				case <-intake.Done():
+					return
+				}
+			}
+		}()
+	}
+	for range d.workers {
+		workWG.Add(1)
+		go func() {
+			defer workWG.Done()
+			for {
+				j, err := d.q.pop(intake)
+				if err != nil {
+					return
+				}
+				d.process(work, j)
+			}
+		}()
+	}
+	d.readyOnce.Do(func() { close(d.Ready) })
+	d.log.Info().Int("workers", d.workers).Int("sources", len(d.sources)).Str("nats", d.ClientURL()).Msg("triaged is ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errCh:
+		d.log.Error().Err(runErr).Msg("a source failed; stopping")
+	}
+	d.log.Info().Dur("drain_timeout", d.cfg.Pipeline.DrainTimeout).Msg("stopping intake, draining films in flight")
+	stopIntake()
+	admitWG.Wait()
+	srcWG.Wait()
+	done := make(chan struct{})
+	go func() { workWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d.cfg.Pipeline.DrainTimeout):
+		d.log.Warn().Msg("drain timeout reached; unfinished films stay unacknowledged for the next start")
+		stopWork()
+		<-done
+	}
+	for _, j := range d.q.drain() {
+		j.item.Release(0)
+	}
+	d.log.Info().Msg("drained")
+	return runErr
+}
+
+// Close releases everything New acquired.
+func (d *Daemon) Close() error {
+	var errs []error
+	if e := d.engine.Load(); e != nil {
+		errs = append(errs, e.Close())
+	}
+	if d.nc != nil {
+		d.nc.Close()
+	}
+	if d.srv != nil {
+		d.srv.Shutdown()
+		d.srv.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// pseudonym is a keyed hash of an identifier for log correlation, present
+// only when the operator has turned pseudonymous IDs on.
+func (d *Daemon) pseudonym(uid string) string {
+	if d.pseudoKey == nil || uid == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, d.pseudoKey)
+	m.Write([]byte(uid))
+	return hex.EncodeToString(m.Sum(nil))[:16]
+}

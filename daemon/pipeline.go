@@ -1,0 +1,188 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/publish"
+)
+
+// job is an admitted film waiting for (or in) a worker.
+type job struct {
+	item    Item
+	header  *decode.Header
+	stat    bool
+	seq     uint64
+	claimed time.Time
+}
+
+// admit reads a film's header (cheap: no pixel data), quarantines what is
+// not a readable DICOM film, and queues the rest by priority.
+func (d *Daemon) admit(intake, work context.Context, it Item) {
+	claimed := time.Now()
+	rc, size, err := it.Open()
+	if err != nil {
+		d.quarantine(work, it, nil, openCode(err), err.Error())
+		return
+	}
+	h, err := decode.ReadHeader(rc, size, d.limits)
+	rc.Close()
+	if err != nil {
+		d.quarantine(work, it, nil, string(decode.CodeOf(err)), decode.Reason(err))
+		return
+	}
+	j := &job{item: it, header: h, claimed: claimed, stat: isStat(h.Priority) || isStat(it.PriorityHint())}
+	if err := d.q.push(intake, j); err != nil {
+		it.Release(0)
+	}
+}
+
+func isStat(p string) bool {
+	switch p {
+	case "STAT", "HIGH", "URGENT", "CRITICAL":
+		return true
+	}
+	return false
+}
+
+// process takes one admitted film to a durable result and acknowledges it.
+func (d *Daemon) process(ctx context.Context, j *job) {
+	it := j.item
+	log := d.log.With().Str("film_id", it.ID()).Logger()
+	if p := d.pseudonym(j.header.SOPInstanceUID); p != "" {
+		log = log.With().Str("pseudo_id", p).Logger()
+	}
+	queued := ms(time.Since(j.claimed))
+
+	rc, size, err := it.Open()
+	if err != nil {
+		d.quarantine(ctx, it, j.header, openCode(err), err.Error())
+		return
+	}
+	requested := j.header.Priority
+	if isStat(it.PriorityHint()) {
+		requested = "STAT"
+	}
+	eng := d.engine.Load()
+	a, err := Analyze(ctx, eng, rc, size, d.limits, requested)
+	rc.Close()
+	if err != nil {
+		var de *decode.Error
+		if errors.As(err, &de) {
+			d.quarantine(ctx, it, j.header, string(de.Code), decode.Reason(err))
+			return
+		}
+		if ctx.Err() == nil {
+			log.Error().Err(err).Msg("scoring failed; the film will be retried")
+		}
+		it.Release(5 * time.Second)
+		return
+	}
+	a.Display = nil // the full-size film is not needed past this point
+	prio := a.Priority
+	r := a.Message(eng, it.Origin(), d.version, d.host)
+	if r.Film.SOPInstanceUID == "" {
+		// Without an instance UID, deduplicate on the film ID, which is stable
+		// across restarts.
+		r.Film.SOPInstanceUID = "film-" + it.ID()
+	}
+	t := a.Timings
+	t.QueueMS = queued
+	t.TotalMS = ms(time.Since(j.claimed))
+	r.Timings = t
+
+	var pubs []publish.Published
+	err = d.durably(ctx, "publish result", func(ctx context.Context) error {
+		var err error
+		pubs, err = d.pub.PublishResult(ctx, r, prio.Positive())
+		return err
+	})
+	if err != nil {
+		it.Release(0) // shutting down: the next start processes it again
+		return
+	}
+	if err := it.Ack(); err != nil {
+		log.Error().Err(err).Msg("result stored but the input could not be acknowledged; it will be processed again and deduplicated")
+		return
+	}
+	dup := len(pubs) > 0 && pubs[len(pubs)-1].Duplicate
+	log.Info().Str("priority", r.Priority).Float64("score", r.Score).Str("model_set", r.ModelSet).
+		Float64("total_ms", ms(time.Since(j.claimed))).Int("batch", t.BatchSize).Bool("duplicate", dup).
+		Msg("film scored")
+}
+
+// quarantine publishes an error event and then moves the film aside. The
+// reason strings come from the decoder and never carry attribute values.
+func (d *Daemon) quarantine(ctx context.Context, it Item, h *decode.Header, code, reason string) {
+	ev := &publish.Event{
+		Schema:    publish.EventSchema,
+		Kind:      "error",
+		MessageID: it.ID() + ":error:" + code,
+		Source:    it.Origin(),
+		Code:      code,
+		Reason:    reason,
+		At:        time.Now().UTC(),
+		Daemon:    d.version,
+		Host:      d.host,
+	}
+	if h != nil {
+		f := filmOf(h)
+		ev.Film = &f
+	}
+	if err := d.durably(ctx, "publish error event", func(ctx context.Context) error {
+		_, err := d.pub.PublishEvent(ctx, ev)
+		return err
+	}); err != nil {
+		it.Release(0)
+		return
+	}
+	if err := it.Quarantine(code, reason); err != nil {
+		d.log.Error().Str("film_id", it.ID()).Err(err).Msg("cannot quarantine film")
+		return
+	}
+	d.log.Warn().Str("film_id", it.ID()).Str("code", code).Str("reason", reason).Msg("film quarantined")
+}
+
+// durably retries fn with backoff until it succeeds or ctx ends: while NATS
+// is away, workers wait here, the queue fills and intake pauses.
+func (d *Daemon) durably(ctx context.Context, what string, fn func(context.Context) error) error {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			d.log.Warn().Err(err).Int("attempt", attempt).Msgf("%s failed; retrying", what)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func filmOf(h *decode.Header) publish.Film {
+	return publish.Film{
+		StudyInstanceUID:  h.StudyInstanceUID,
+		SeriesInstanceUID: h.SeriesInstanceUID,
+		SOPInstanceUID:    h.SOPInstanceUID,
+		SOPClassUID:       h.SOPClassUID,
+		Modality:          h.Modality,
+		BodyPart:          h.BodyPart,
+		ViewPosition:      h.ViewPosition,
+		DICOMPriority:     h.Priority,
+		TransferSyntax:    h.TransferSyntax,
+		Rows:              h.Rows,
+		Columns:           h.Columns,
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,76 @@
+// Package decode turns a DICOM file into what the model looks at: the film's
+// identifiers and routing attributes, and a display-ready 8-bit gray image
+// (stored values -> Modality LUT -> VOI LUT -> MONOCHROME1 inversion).
+package decode
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a stable reason code for a file that cannot be decoded. Codes
+// appear in error events, quarantine reason files and metrics, so they never
+// change meaning.
+type Code string
+
+const (
+	CodeEmptyFile           Code = "empty_file"
+	CodeTooLarge            Code = "too_large"
+	CodeNotDICOM            Code = "not_dicom"
+	CodeBadMeta             Code = "bad_file_meta"
+	CodeParse               Code = "parse_error"
+	CodeTruncated           Code = "truncated"
+	CodeNoPixelData         Code = "no_pixel_data"
+	CodePixelDataSize       Code = "pixel_data_size"
+	CodeBadHeader           Code = "bad_image_header"
+	CodeUnsupportedSyntax   Code = "unsupported_transfer_syntax"
+	CodeUnsupportedPixels   Code = "unsupported_pixel_format"
+	CodeCodec               Code = "codec_error"
+	CodeCodecMissing        Code = "codec_missing"
+	CodeTooManyPixels       Code = "too_many_pixels"
+	CodeElementTooLong      Code = "element_length"
+	CodeNotRegularFile      Code = "not_regular_file"
+	CodeSymlink             Code = "symlink"
+	CodeUnreadable          Code = "unreadable"
+	CodeInternal            Code = "internal_error"
+	CodeDecompressedTooLong Code = "decompressed_too_large"
+)
+
+// Error is a decode failure with its reason code.
+type Error struct {
+	Code Code
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Code, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+func fail(code Code, format string, args ...any) error {
+	return &Error{Code: code, Err: fmt.Errorf(format, args...)}
+}
+
+func wrap(code Code, err error) error {
+	var de *Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return &Error{Code: code, Err: err}
+}
+
+// Reason is the error's message without its code.
+func Reason(err error) string {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Err.Error()
+	}
+	return err.Error()
+}
+
+// CodeOf returns the reason code of a decode error, or CodeInternal.
+func CodeOf(err error) Code {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Code
+	}
+	return CodeInternal
+}

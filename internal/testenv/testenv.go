@@ -1,0 +1,152 @@
+// Package testenv gives tests the real components they run against: the
+// shared data beside the repository, the ONNX Runtime library, the committed
+// models and an embedded JetStream server in a temporary directory.
+package testenv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/triaged/triaged/internal/ortlib"
+)
+
+// Root is the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// SharedData returns ../shared/data, or skips the test with a clear message
+// when it is absent (it is present on developer machines and in CI).
+func SharedData(t testing.TB) string {
+	t.Helper()
+	d := filepath.Join(Root(), "..", "shared", "data")
+	if _, err := os.Stat(filepath.Join(d, "README.md")); err != nil {
+		t.Skipf("skipping: the shared data set is not at %s (it sits beside the repository in CI and on developer machines)", d)
+	}
+	return d
+}
+
+// DICOM returns the path of a file under shared/data/dicom.
+func DICOM(t testing.TB, rel string) string {
+	t.Helper()
+	return filepath.Join(SharedData(t), "dicom", rel)
+}
+
+// ORT makes sure the ONNX Runtime library can be found; `make test` fetches
+// it, so its absence is a failure, not a skip.
+func ORT(t testing.TB) string {
+	t.Helper()
+	lib, err := ortlib.Find("")
+	if err != nil {
+		t.Fatalf("%v (run the tests with `make test`, which fetches it)", err)
+	}
+	return lib
+}
+
+// Model returns a committed model directory.
+func Model(t testing.TB, name string) string {
+	t.Helper()
+	d := filepath.Join(Root(), "models", name)
+	if _, err := os.Stat(filepath.Join(d, "manifest.json")); err != nil {
+		t.Fatalf("model %s is not committed under models/: %v", name, err)
+	}
+	return d
+}
+
+// NATS starts an embedded JetStream server storing in a temporary directory
+// and shuts it down when the test ends.
+func NATS(t testing.TB) *server.Server {
+	t.Helper()
+	return NATSWith(t, &server.Options{})
+}
+
+// NATSWith starts a server with extra options (port, auth, TLS...).
+func NATSWith(t testing.TB, o *server.Options) *server.Server {
+	t.Helper()
+	o.JetStream = true
+	if o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.Port == 0 {
+		o.Port = -1
+	}
+	o.NoSigs = true
+	o.NoLog = true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("embedded NATS: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// Eventually polls cond until it holds or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Msg is a stored JetStream message.
+type Msg struct {
+	Subject string
+	Header  nats.Header
+	Data    []byte
+}
+
+// StreamMessages reads every message stored in a stream.
+func StreamMessages(t testing.TB, url, stream string) []Msg {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Msg
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue // deleted
+		}
+		out = append(out, Msg{Subject: m.Subject, Header: m.Header, Data: m.Data})
+	}
+	return out
+}

@@ -1,0 +1,207 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamOptions configure one stream.
+type StreamOptions struct {
+	Name            string
+	Replicas        int
+	MaxAge          time.Duration
+	DuplicateWindow time.Duration
+	Memory          bool
+}
+
+// Options configure the publisher.
+type Options struct {
+	Prefix        string
+	Results       StreamOptions // result, skipped, error
+	Alerts        StreamOptions // alert.>
+	ManageStreams bool
+	Timeout       time.Duration
+}
+
+// Publisher publishes to JetStream and returns only once the server has
+// stored the message (PubAck), which is what lets the caller acknowledge
+// the input.
+type Publisher struct {
+	JS   jetstream.JetStream
+	opts Options
+}
+
+// New wraps a connection.
+func New(nc *nats.Conn, o Options) (*Publisher, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("JetStream context: %w", err)
+	}
+	return &Publisher{JS: js, opts: o}, nil
+}
+
+// Subject returns <prefix>.<s>.
+func (p *Publisher) Subject(s string) string { return p.opts.Prefix + "." + s }
+
+func (p *Publisher) streamConfigs() []jetstream.StreamConfig {
+	mk := func(o StreamOptions, subjects ...string) jetstream.StreamConfig {
+		st := jetstream.FileStorage
+		if o.Memory {
+			st = jetstream.MemoryStorage
+		}
+		return jetstream.StreamConfig{
+			Name:        o.Name,
+			Description: "triaged " + strings.Join(subjects, ", "),
+			Subjects:    subjects,
+			Storage:     st,
+			Replicas:    o.Replicas,
+			MaxAge:      o.MaxAge,
+			Duplicates:  o.DuplicateWindow,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		mk(p.opts.Results, p.Subject(SubjectResult), p.Subject(SubjectSkipped), p.Subject(SubjectError)),
+		mk(p.opts.Alerts, p.Subject(SubjectAlert)+".>"),
+	}
+}
+
+// EnsureStreams creates or updates the streams (ManageStreams), or checks
+// that operator-managed ones exist and cover the daemon's subjects.
+func (p *Publisher) EnsureStreams(ctx context.Context) error {
+	for _, want := range p.streamConfigs() {
+		if p.opts.ManageStreams {
+			if _, err := p.JS.CreateOrUpdateStream(ctx, want); err != nil {
+				return fmt.Errorf("create or update stream %s: %w", want.Name, err)
+			}
+			continue
+		}
+		s, err := p.JS.Stream(ctx, want.Name)
+		if err != nil {
+			return fmt.Errorf("stream %s (nats.manage_streams is off, so it must exist): %w", want.Name, err)
+		}
+		have := s.CachedInfo().Config
+		for _, subj := range want.Subjects {
+			if !slices.ContainsFunc(have.Subjects, func(h string) bool { return subjectCovers(h, subj) }) {
+				return fmt.Errorf("stream %s does not capture subject %s (it has %v)", want.Name, subj, have.Subjects)
+			}
+		}
+		if have.Duplicates <= 0 {
+			return fmt.Errorf("stream %s has no duplicate window; re-processed films would alert twice", want.Name)
+		}
+	}
+	return nil
+}
+
+// subjectCovers reports whether stream subject filter f matches every
+// subject that s matches.
+func subjectCovers(f, s string) bool {
+	ft, st := strings.Split(f, "."), strings.Split(s, ".")
+	for i, t := range ft {
+		if t == ">" {
+			return i < len(st)
+		}
+		if i >= len(st) || (t != "*" && t != st[i]) || (t == "*" && st[i] == ">") {
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}
+
+// Published is the outcome of one stored message.
+type Published struct {
+	Subject   string
+	Stream    string
+	Sequence  uint64
+	Duplicate bool // the stream already held this message ID
+}
+
+// publish stores one message and waits for its PubAck.
+func (p *Publisher) publish(ctx context.Context, subject, msgID, schema string, v any, hdr map[string]string) (Published, error) {
+	data, err := Encode(v)
+	if err != nil {
+		return Published{}, fmt.Errorf("encode %s message: %w", subject, err)
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	m.Header.Set(nats.MsgIdHdr, msgID)
+	m.Header.Set("Triaged-Schema", schema)
+	for k, v := range hdr {
+		m.Header.Set(k, v)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	ack, err := p.JS.PublishMsg(ctx, m)
+	if err != nil {
+		return Published{}, fmt.Errorf("publish %s (msg id %s): %w", subject, msgID, err)
+	}
+	return Published{Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// ResultID is the message ID of a film's result: SOP Instance UID and model
+// set, so scoring the same instance with the same models again is dropped by
+// JetStream's deduplication.
+func ResultID(sopUID, modelSet string) string { return sopUID + ":" + modelSet }
+
+// AlertID adds the priority: an instance alerts at most once per priority.
+func AlertID(sopUID, modelSet, priority string) string {
+	return sopUID + ":" + modelSet + ":" + priority
+}
+
+// PublishResult stores the alert (for a positive film) and then the result.
+// Both must be acknowledged before the input may be.
+func (p *Publisher) PublishResult(ctx context.Context, r *Result, positive bool) ([]Published, error) {
+	var out []Published
+	hdr := map[string]string{"Triaged-Priority": r.Priority, "Triaged-Model-Set": r.ModelSet}
+	if positive {
+		a := *r
+		a.Kind = "alert"
+		a.MessageID = AlertID(r.Film.SOPInstanceUID, r.ModelSet, r.Priority)
+		pa, err := p.publish(ctx, p.Subject(SubjectAlert+"."+r.Priority), a.MessageID, ResultSchema, &a, hdr)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, pa)
+	}
+	r.Kind = "result"
+	r.MessageID = ResultID(r.Film.SOPInstanceUID, r.ModelSet)
+	pr, err := p.publish(ctx, p.Subject(SubjectResult), r.MessageID, ResultSchema, r, hdr)
+	if err != nil {
+		return out, err
+	}
+	return append(out, pr), nil
+}
+
+// PublishEvent stores a skipped or error event.
+func (p *Publisher) PublishEvent(ctx context.Context, e *Event) (Published, error) {
+	subj := SubjectError
+	if e.Kind == "skipped" {
+		subj = SubjectSkipped
+	}
+	if e.MessageID == "" {
+		return Published{}, errors.New("event without message ID")
+	}
+	return p.publish(ctx, p.Subject(subj), e.MessageID, EventSchema, e, map[string]string{"Triaged-Code": e.Code})
+}
+
+// Encode renders a message as compact JSON, without HTML escaping (reasons
+// contain ">=").
+func Encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}

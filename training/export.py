@@ -1,0 +1,142 @@
+"""Export a trained model to ONNX, calibrate its thresholds and write its manifest.
+
+Usage:
+  /usr/bin/python3 training/export.py --arch squeezenet1_1 [--run training/runs/squeezenet1_1]
+      [--out models/squeezenet1_1] [--version 2026.11.26]
+
+Writes <out>/model.onnx with a dynamic batch axis and four outputs
+(logits, probs, features = last convolutional feature map, cam = class
+activation maps computed in the graph), and <out>/manifest.json with the
+sha256 the daemon checks, the labels (index 0 = COVID-19), the operating
+thresholds calibrated on the validation split (urgent: sensitivity >= 98%,
+critical: specificity >= 99%) and the training provenance.
+
+It also writes <out>/reference_scores.csv: PyTorch's P(COVID-19) for every
+validation and test image of the split, which the Go tests use to check that
+the daemon's decode + preprocessing + ONNX Runtime path agrees with PyTorch.
+"""
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+
+import onnx
+import torch
+
+import common
+
+
+def calibrate(scores, labels, sens=0.98, spec=0.99):
+    """The same rule as `triaged calibrate` (triage/calibrate.go).
+
+    urgent: the largest threshold t with sensitivity(score >= t) >= sens.
+    critical: the smallest threshold t with specificity >= spec, i.e. just
+    above the score of the negative that may still be a false positive.
+    critical is never below urgent.
+    """
+    pos = sorted(s for s, y in zip(scores, labels) if y)
+    neg = sorted((s for s, y in zip(scores, labels) if not y), reverse=True)
+    k = int(math.floor((1 - sens) * len(pos) + 1e-9))
+    urgent = pos[k]
+    m = int(math.floor((1 - spec) * len(neg) + 1e-9))
+    critical = math.nextafter(neg[m], 1.0) if m < len(neg) else 0.0
+    critical = max(critical, urgent)
+    tp = sum(1 for s in pos if s >= urgent)
+    tn = sum(1 for s in neg if s < critical)
+    return {"urgent": urgent, "critical": critical,
+            "urgent_sensitivity": tp / len(pos), "critical_specificity": tn / len(neg)}
+
+
+@torch.no_grad()
+def score_rows(model, data_dir, rows):
+    tf = common.eval_transform()
+    out = []
+    for i in range(0, len(rows), 32):
+        chunk = rows[i:i + 32]
+        x = torch.stack([tf(common.load_rgb(os.path.join(data_dir, r["file"]))) for r in chunk])
+        probs = model(x)[1][:, common.COVID_INDEX]
+        out += [float(p) for p in probs]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", required=True, choices=common.ARCHS)
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--data", default=common.DEFAULT_DATA)
+    ap.add_argument("--split", default=os.path.join(common.REPO, "models", "split.json"))
+    ap.add_argument("--version", default=datetime.date.today().isoformat())
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    run = a.run or os.path.join(common.HERE, "runs", a.arch)
+    out = a.out or os.path.join(common.REPO, "models", a.arch)
+    os.makedirs(out, exist_ok=True)
+    hist = json.load(open(os.path.join(run, "history.json")))
+
+    model = common.build(a.arch, "scratch" if hist["init"] == "scratch" else "plain")
+    model.load_state_dict(torch.load(os.path.join(run, "best.pt"), map_location="cpu"))
+    model.eval()
+    common.fold_conv_bn(model)  # no-op for architectures trained without the extra BN
+
+    onnx_path = os.path.join(out, "model.onnx")
+    x = torch.zeros(2, 3, 224, 224)
+    torch.onnx.export(model, x, onnx_path, input_names=[common.INPUT_NAME], output_names=common.OUTPUT_NAMES,
+                      dynamic_axes={n: {0: "batch"} for n in [common.INPUT_NAME] + common.OUTPUT_NAMES},
+                      opset_version=13, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(onnx_path))
+    feat_shape = list(model(x)[2].shape[1:])
+    cam_shape = list(model(x)[3].shape[1:])
+
+    split = common.load_split(a.split)
+    rows = common.read_labels(a.data)
+    val = common.rows_for(rows, split, "val")
+    test = common.rows_for(rows, split, "test")
+    vs = score_rows(model, a.data, val)
+    th = calibrate(vs, [r["label"] == "covid" for r in val])
+    th["calibrated_on"] = f"validation split of models/split.json (seed {split['seed']}), {len(val)} images"
+    ts = score_rows(model, a.data, test)
+    with open(os.path.join(out, "reference_scores.csv"), "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        # Our model's outputs keyed by file; labels and sources stay in the shared labels.csv.
+        w.writerow(["file", "split", "p_covid"])
+        for split_name, rs, ss in (("val", val, vs), ("test", test, ts)):
+            for r, s in zip(rs, ss):
+                w.writerow([r["file"], split_name, repr(s)])
+
+    best = hist["best"]
+    manifest = {
+        "schema": "triaged.model/v1",
+        "name": a.arch,
+        "architecture": a.arch,
+        "version": a.version,
+        "file": "model.onnx",
+        "sha256": common.sha256_file(onnx_path),
+        "input": {"name": common.INPUT_NAME, "shape": [-1, 3, 224, 224], "mean": common.MEAN, "std": common.STD},
+        "outputs": {"logits": "logits", "probs": "probs", "features": "features", "cam": "cam"},
+        "labels": common.LABELS,
+        "covid_index": common.COVID_INDEX,
+        "thresholds": th,
+        "training": {
+            "init": hist["init"], "optimizer": hist.get("opt", "adamw"), "lr": hist["lr"], "batch": hist["batch"],
+            "epochs_run": len(hist["history"]), "best_epoch": best["epoch"], "best_val_auc": best["val_auc"],
+            "train_minutes": round(sum(h["seconds"] for h in hist["history"]) / 60, 1),
+            "hardware": hist.get("hardware", ""), "seed": hist["seed"],
+            "train_images": hist.get("train_images"), "val_images": hist.get("val_images"),
+            "features_shape": feat_shape, "cam_shape": cam_shape,
+            "notes": ("trained with batch norm after every convolution, folded into the convolutions at export"
+                      if a.arch.startswith("squeezenet") and hist["init"] == "scratch" else ""),
+        },
+    }
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    print(json.dumps({"model": onnx_path, "thresholds": th, "best_epoch": best["epoch"],
+                      "val_auc": best["val_auc"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
