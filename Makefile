@@ -18,7 +18,7 @@ TEST_FLAGS   ?= -race -count=1 -timeout 40m
 
 export TRIAGED_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build run test deps ort vet fmt clean models split train-% export-% help
+.PHONY: all build run test deps ort vet fmt clean models split train-% export-% help eval
 
 all: build
 
@@ -74,3 +74,8 @@ export-%:
 
 clean:
 	rm -rf bin
+
+# --- evaluation (needs ../shared/data)
+EVAL_MODELS ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)
+eval: build ort
+	$(BIN) eval -labels ../shared/data/cxr/labels.csv -split models/split.json -set test -models $(EVAL_MODELS) -out out/eval

@@ -209,3 +209,106 @@ def fold_conv_bn(module):
             setattr(module, name, fused)
         else:
             fold_conv_bn(child)
+
+
+@torch.no_grad()
+def fold_all_bn(model, example=None):
+    """Fold every batch norm that directly follows a convolution into it.
+
+    This is what ONNX export does anyway in eval mode, but done here, with
+    the modules keeping their names, the exported ONNX initializers carry the
+    state-dict names, so the PyTorch reference script can rebuild the exact
+    network from the committed ONNX file (see load_onnx_weights) instead of
+    needing a second copy of the weights. Batch norms that follow something
+    else (DenseNet's pre-activation norms) stay.
+    """
+    if example is None:
+        example = torch.zeros(1, 3, 224, 224)
+    produced = {}  # id(output tensor) -> (conv module name, the tensor, kept alive so ids stay unique)
+    pairs = []
+    names = {m: n for n, m in model.named_modules()}
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(lambda mod, i, o: produced.__setitem__(id(o), (names[mod], o))))
+        elif isinstance(m, nn.BatchNorm2d):
+            hooks.append(m.register_forward_hook(
+                lambda mod, i, o: pairs.append((produced[id(i[0])][0], names[mod])) if id(i[0]) in produced else None))
+    was_training = model.training
+    model.eval()
+    model(example)
+    for h in hooks:
+        h.remove()
+    mods = dict(model.named_modules())
+    for conv_name, bn_name in pairs:
+        c, bn = mods[conv_name], mods[bn_name]
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
+                          c.dilation, c.groups, bias=True)
+        fused.weight.copy_(c.weight * scale.reshape(-1, 1, 1, 1))
+        b = c.bias if c.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
+        _set(model, conv_name, fused)
+        _set(model, bn_name, nn.Identity())
+    model.train(was_training)
+    return len(pairs)
+
+
+def _set(model, dotted, module):
+    parent, _, leaf = dotted.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+def folded(arch):
+    """The inference-time architecture of an exported model: built, then BN-folded."""
+    m = build(arch, "plain")
+    m.eval()
+    fold_all_bn(m)
+    return m
+
+
+@torch.no_grad()
+def load_onnx_weights(model, onnx_path):
+    """Load the weights of an exported ONNX file into its folded architecture.
+
+    Initializers carry the state-dict names; where the exporter merged equal
+    tensors into one initializer (it deduplicates), the parameter is found
+    through the node of its module (node names carry the module path).
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(onnx_path).graph
+    inits = {i.name: i for i in graph.initializer}
+    # The exporter replaces a tensor equal to an earlier one by an Identity of it.
+    alias = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+    for out, src in list(alias.items()):
+        while src in alias:
+            src = alias[src]
+        if src in inits:
+            inits[out] = inits[src]
+    slots = {"BatchNormalization": ["weight", "bias", "running_mean", "running_var"],
+             "Conv": ["weight", "bias"], "Gemm": ["weight", "bias"]}
+    by_module = {}
+    for n in graph.node:
+        if n.op_type in slots:
+            path = ".".join(p for p in n.name.split("/")[:-1] if p)
+            for param, name in zip(slots[n.op_type], list(n.input)[1:]):
+                by_module[(path, param)] = name
+    sd = model.state_dict()
+    new, missing = {}, []
+    for k, v in sd.items():
+        name = k if k in inits else None
+        if name is None and not k.endswith("num_batches_tracked"):
+            path, _, param = k.rpartition(".")
+            name = by_module.get((path.removeprefix("net."), param))
+        if name is None or name not in inits:
+            if not k.endswith("num_batches_tracked"):
+                missing.append(k)
+            new[k] = v
+            continue
+        new[k] = torch.from_numpy(np.array(numpy_helper.to_array(inits[name]))).reshape(v.shape)
+    if missing:
+        raise SystemExit(f"{onnx_path}: no initializer for {missing[:5]} ... ({len(missing)} missing)")
+    model.load_state_dict(new)
+    return model

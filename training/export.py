@@ -80,7 +80,8 @@ def main():
     model = common.build(a.arch, "scratch" if hist["init"] == "scratch" else "plain")
     model.load_state_dict(torch.load(os.path.join(run, "best.pt"), map_location="cpu"))
     model.eval()
-    common.fold_conv_bn(model)  # no-op for architectures trained without the extra BN
+    common.fold_conv_bn(model)  # SqueezeNet's training-only batch norms
+    common.fold_all_bn(model)   # conv+BN pairs, keeping module names (see common.fold_all_bn)
 
     onnx_path = os.path.join(out, "model.onnx")
     x = torch.zeros(2, 3, 224, 224)
@@ -88,6 +89,12 @@ def main():
                       dynamic_axes={n: {0: "batch"} for n in [common.INPUT_NAME] + common.OUTPUT_NAMES},
                       opset_version=13, do_constant_folding=True)
     onnx.checker.check_model(onnx.load(onnx_path))
+    # The reference script rebuilds the network from the ONNX file alone;
+    # check here that it gets exactly this model back.
+    probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    rebuilt = common.load_onnx_weights(common.folded(a.arch), onnx_path)
+    if not torch.equal(rebuilt(probe)[0], model(probe)[0]):
+        raise SystemExit("the network rebuilt from the ONNX file differs from the exported one")
     feat_shape = list(model(x)[2].shape[1:])
     cam_shape = list(model(x)[3].shape[1:])
 

@@ -23,6 +23,8 @@ var commands = map[string]command{
 	"check-config": {"validate a config file and print every problem", cmdCheckConfig},
 	"version":      {"print the version", cmdVersion},
 	"alerts":       {"print alerts from NATS (-follow to keep tailing)", cmdAlerts},
+	"eval":         {"evaluate the models on a labeled set: metrics with CIs, per source, figures", cmdEval},
+	"calibrate":    {"derive the urgent/critical thresholds from a labeled set", cmdCalibrate},
 }
 
 func usage(w io.Writer) {

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/daemon"
+	"github.com/triaged/triaged/eval"
+	"github.com/triaged/triaged/triage"
+)
+
+// labeledFlags are the flags eval and calibrate share.
+type labeledFlags struct {
+	cfgPath, models, labels, split, set, folder *string
+	workers                                     *int
+}
+
+func addLabeledFlags(fs *flag.FlagSet, defaultSet string) labeledFlags {
+	return labeledFlags{
+		cfgPath: fs.String("config", "", "config file (models, thresholds, ONNX Runtime)"),
+		models:  fs.String("models", "", "comma-separated model directories (overrides the config's models)"),
+		labels:  fs.String("labels", "", "labels CSV with file,label[,source,patient_id] columns (files relative to the CSV)"),
+		split:   fs.String("split", "", "split file (models/split.json) to select patients from the CSV"),
+		set:     fs.String("set", defaultSet, "which set of the split: train, val or test"),
+		folder:  fs.String("folder", "", "labeled folder with covid/ and non/ subfolders (instead of -labels)"),
+		workers: fs.Int("workers", 4, "films decoded in parallel"),
+	}
+}
+
+func (lf labeledFlags) load() ([]eval.Item, string, error) {
+	switch {
+	case *lf.folder != "":
+		items, err := eval.LoadFolder(*lf.folder)
+		return items, filepath.Base(*lf.folder), err
+	case *lf.labels != "":
+		var sp *eval.Split
+		name := filepath.Base(*lf.labels)
+		if *lf.split != "" {
+			var err error
+			if sp, err = eval.LoadSplit(*lf.split); err != nil {
+				return nil, "", err
+			}
+			name = fmt.Sprintf("%s split of %s", *lf.set, filepath.Base(*lf.split))
+		}
+		items, err := eval.LoadCSV(*lf.labels, sp, *lf.set)
+		return items, name, err
+	}
+	return nil, "", errors.New("give -labels CSV (optionally with -split and -set) or -folder DIR")
+}
+
+func (lf labeledFlags) engine(stderr io.Writer) (*triage.Engine, error) {
+	cfg, err := loadConfig(*lf.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if *lf.models != "" {
+		cfg.Models = nil
+		for _, m := range strings.Split(*lf.models, ",") {
+			cfg.Models = append(cfg.Models, config.Model{Path: strings.TrimSpace(m)})
+		}
+	}
+	cfg.Triage.BatchSize = max(cfg.Triage.BatchSize, 16)
+	return daemon.NewEngine(cfg, newLogger(stderr, "warn"))
+}
+
+// progress draws a bar on a terminal, and nothing otherwise.
+func progress(w io.Writer, what string) func(done, total int) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(done, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		const width = 40
+		n := done * width / max(total, 1)
+		fmt.Fprintf(f, "\r%s [%s%s] %d/%d", what, strings.Repeat("#", n), strings.Repeat(" ", width-n), done, total)
+		if done == total {
+			fmt.Fprintln(f)
+		}
+	}
+}
+
+func modelInfos(eng *triage.Engine) ([]eval.ModelInfo, eval.ModelInfo) {
+	var ms []eval.ModelInfo
+	for _, m := range eng.Models {
+		ms = append(ms, eval.ModelInfo{Name: m.Manifest.Name, Version: m.Manifest.Version, Urgent: m.Manifest.Thresholds.Urgent, Critical: m.Manifest.Thresholds.Critical})
+	}
+	return ms, eval.ModelInfo{Name: "ensemble", Version: eng.Set, Urgent: eng.Thresholds.Urgent, Critical: eng.Thresholds.Critical}
+}
+
+func cmdEval(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("eval", stderr)
+	lf := addLabeledFlags(fs, "test")
+	out := fs.String("out", "out/eval", "directory for report.json, report.md and the figures")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	items, name, err := lf.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
+		return 2
+	}
+	eng, err := lf.engine(stderr)
+	if err != nil {
+		reportConfigError(stderr, err)
+		return 1
+	}
+	defer eng.Close()
+	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, Progress: progress(stderr, "scoring")})
+	ms, ens := modelInfos(eng)
+	rep := eval.Build(name, outs, ms, ens)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
+		return 1
+	}
+	md := rep.Markdown()
+	if err := rep.WriteJSON(filepath.Join(*out, "report.json")); err != nil {
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(*out, "report.md"), []byte(md), 0o644); err != nil {
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
+		return 1
+	}
+	files, err := rep.WriteFigures(*out)
+	if err != nil {
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(stdout, md)
+	fmt.Fprintf(stdout, "\nwrote %s, %s and %d figures\n", filepath.Join(*out, "report.json"), filepath.Join(*out, "report.md"), len(files))
+	if len(rep.Failed) > 0 {
+		fmt.Fprintf(stderr, "triaged: %d files could not be scored, e.g. %s\n", len(rep.Failed), rep.Failed[0])
+		return 1
+	}
+	return 0
+}
