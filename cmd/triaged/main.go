@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"check-config": {"validate a config file and print every problem", cmdCheckConfig},
 	"version":      {"print the version", cmdVersion},
 	"alerts":       {"print alerts from NATS (-follow to keep tailing)", cmdAlerts},
+	"submit":       {"publish DICOM films to the NATS ingest subject (inline or object store)", cmdSubmit},
 }
 
 func usage(w io.Writer) {
