@@ -19,14 +19,14 @@ import (
 )
 
 type jsHarness struct {
-	t   *testing.T
+	t   testing.TB
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	src *JetStream
 	ctx context.Context
 }
 
-func openTestIntake(t *testing.T, capacity, maxDeliver int) *jsHarness {
+func openTestIntake(t testing.TB, capacity, maxDeliver int) *jsHarness {
 	t.Helper()
 	srv := testenv.NATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
@@ -43,7 +43,7 @@ func openTestIntake(t *testing.T, capacity, maxDeliver int) *jsHarness {
 		Durable: "d", AckWait: 2 * time.Second, MaxDeliver: maxDeliver,
 		Backoff: []time.Duration{50 * time.Millisecond}, Capacity: capacity,
 		DeadLetterSubject: "t.dead", DeadLetterStream: "T_DEAD", ObjectBucket: "T_FILMS",
-		Manage: true, SpoolDir: t.TempDir(), MaxObjectSize: 1 << 20, Timeout: 5 * time.Second,
+		Manage: true, SpoolDir: t.TempDir(), MaxObjectSize: 64 << 20, Timeout: 5 * time.Second,
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
 	if err != nil {
