@@ -136,8 +136,8 @@ type Operator struct {
 	Claims        *jwt.OperatorClaims
 	Resolver      *server.MemAccResolver
 	SystemAccount string // set it as server.Options.SystemAccount
-	opKP     nkeys.KeyPair
-	accKP    nkeys.KeyPair
+	opKP          nkeys.KeyPair
+	accKP         nkeys.KeyPair
 }
 
 // NewOperator creates the operator and its account.
