@@ -178,6 +178,19 @@ func OpenJetStream(ctx context.Context, o JetStreamOptions) (*JetStream, error) 
 		out:   make(chan *Message),
 		held:  map[uint64]*Message{},
 	}
+	// A spool that cannot be written would make every large film fail
+	// later, one retry at a time: fail now instead.
+	if o.SpoolDir != "" {
+		if err := os.MkdirAll(o.SpoolDir, 0o700); err != nil {
+			return nil, fmt.Errorf("ingest.nats.spool_dir: %w", err)
+		}
+	}
+	f, err := os.CreateTemp(o.SpoolDir, ".triaged-spool-check-*")
+	if err != nil {
+		return nil, fmt.Errorf("ingest.nats.spool_dir is not writable: %w", err)
+	}
+	f.Close()
+	os.Remove(f.Name())
 	if err := s.ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -226,9 +239,10 @@ func (s *JetStream) ensure(ctx context.Context) error {
 			return fmt.Errorf("stream %s does not capture subject %s (it has %v)", want.Name, want.Subjects[0], st.CachedInfo().Config.Subjects)
 		}
 	}
+	var obs jetstream.ObjectStore
 	var err error
 	if o.Manage {
-		s.obs, err = o.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		obs, err = o.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 			Bucket:      o.ObjectBucket,
 			Description: "triaged films too large for a message",
 			TTL:         o.ObjectMaxAge,
@@ -236,11 +250,14 @@ func (s *JetStream) ensure(ctx context.Context) error {
 			Replicas:    o.Stream.Replicas,
 		})
 	} else {
-		s.obs, err = o.JS.ObjectStore(ctx, o.ObjectBucket)
+		obs, err = o.JS.ObjectStore(ctx, o.ObjectBucket)
 	}
 	if err != nil {
 		return fmt.Errorf("object store bucket %s: %w", o.ObjectBucket, err)
 	}
+	s.mu.Lock()
+	s.obs = obs
+	s.mu.Unlock()
 	return s.ensureConsumer(ctx)
 }
 
