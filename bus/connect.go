@@ -16,7 +16,9 @@ type ConnectOptions struct {
 	URL     string
 	Name    string
 	Timeout time.Duration
-	// Extra options (TLS, credentials) are appended last.
+	// Security: TLS and credentials, from files.
+	Security Security
+	// Extra options are appended last.
 	Extra []nats.Option
 }
 
@@ -53,10 +55,15 @@ func Connect(o ConnectOptions, log zerolog.Logger) (*nats.Conn, *State, error) {
 			log.Error().Err(err).Msg("NATS asynchronous error")
 		}),
 	}
+	sec, err := o.Security.Options()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts = append(opts, sec...)
 	opts = append(opts, o.Extra...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(o.URL), err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(o.URL), explain(err, o.Security))
 	}
 	st.connected.Store(nc.IsConnected())
 	return nc, st, nil
@@ -72,4 +79,19 @@ func redact(list string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// Dial is the connection of an operator tool (alerts, submit): the same
+// security as the daemon, a bounded reconnect, and the same clear errors.
+func Dial(url, name string, sec Security, extra ...nats.Option) (*nats.Conn, error) {
+	opts, err := sec.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append([]nats.Option{nats.Name(name), nats.Timeout(10 * time.Second), nats.MaxReconnects(60), nats.ReconnectWait(time.Second)}, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redact(url), explain(err, sec))
+	}
+	return nc, nil
 }

@@ -49,6 +49,14 @@ type NATS struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	Name           string        `yaml:"name"`
+	// Security for an external NATS (see docs/nats.md): secrets are read
+	// from files, never written in the config.
+	TLS             TLS    `yaml:"tls"`
+	CredentialsFile string `yaml:"credentials_file"`
+	NKeyFile        string `yaml:"nkey_file"`
+	User            string `yaml:"user"`
+	PasswordFile    string `yaml:"password_file"`
+	TokenFile       string `yaml:"token_file"`
 }
 
 type Embedded struct {
@@ -77,6 +85,7 @@ type Ingest struct {
 	Settle         time.Duration `yaml:"settle"`
 	RescanInterval time.Duration `yaml:"rescan_interval"`
 	MaxFileSize    ByteSize      `yaml:"max_file_size"`
+	NATS           NATSIngest    `yaml:"nats"`
 }
 
 type Folder struct {
@@ -152,6 +161,18 @@ func Default() *Config {
 			Settle:         time.Second,
 			RescanInterval: 30 * time.Second,
 			MaxFileSize:    512 << 20,
+			NATS: NATSIngest{
+				Subject:           "triaged.ingest",
+				Stream:            Stream{Name: "TRIAGED_INGEST", Replicas: 1, DuplicateWindow: 24 * time.Hour, Storage: "file"},
+				Durable:           "triaged",
+				AckWait:           30 * time.Second,
+				MaxDeliver:        5,
+				Backoff:           []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
+				DeadLetterSubject: "triaged.dead_letter",
+				DeadLetterStream:  "TRIAGED_DEAD_LETTER",
+				ObjectBucket:      "TRIAGED_FILMS",
+				ObjectMaxAge:      7 * 24 * time.Hour,
+			},
 		},
 		Pipeline: Pipeline{
 			QueueCapacity: 64,
@@ -245,8 +266,8 @@ func (c *Config) Validate() Problems {
 	if c.NATS.ConnectTimeout <= 0 {
 		add("nats.connect_timeout", c.NATS.ConnectTimeout, "must be positive")
 	}
-	if len(c.Ingest.Folders) == 0 {
-		add("ingest.folders", "[]", "needs at least one drop folder")
+	if len(c.Ingest.Folders) == 0 && !c.Ingest.NATS.Enabled {
+		add("ingest.folders", "[]", "needs at least one drop folder (or ingest.nats.enabled)")
 	}
 	seen := map[string]bool{}
 	for i, f := range c.Ingest.Folders {
@@ -325,6 +346,7 @@ func (c *Config) Validate() Problems {
 	if c.Decode.MaxPixels < 1<<16 {
 		add("decode.max_pixels", c.Decode.MaxPixels, "must be at least 65536")
 	}
+	c.validateNATSExtras(add)
 	return ps
 }
 

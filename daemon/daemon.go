@@ -107,7 +107,7 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 		extra = append(extra, nats.InProcessServer(d.srv))
 		log.Info().Str("url", url).Str("store_dir", cfg.Resolve(cfg.NATS.Embedded.StoreDir)).Msg("embedded NATS server with JetStream started")
 	}
-	d.nc, d.natsState, err = bus.Connect(bus.ConnectOptions{URL: url, Name: cfg.NATS.Name, Timeout: cfg.NATS.ConnectTimeout, Extra: extra}, log)
+	d.nc, d.natsState, err = bus.Connect(bus.ConnectOptions{URL: url, Name: cfg.NATS.Name, Timeout: cfg.NATS.ConnectTimeout, Security: NATSSecurity(cfg), Extra: extra}, log)
 	if err != nil {
 		return d, err
 	}
@@ -135,6 +135,13 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 			return d, err
 		}
 		d.sources = append(d.sources, &folderSource{f: f, version: version})
+	}
+	if cfg.Ingest.NATS.Enabled {
+		ns, err := d.openNATSIngest(ctx)
+		if err != nil {
+			return d, err
+		}
+		d.sources = append(d.sources, ns)
 	}
 	d.q = newQueue(cfg.Pipeline.QueueCapacity)
 	return d, nil

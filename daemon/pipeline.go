@@ -24,6 +24,11 @@ func (d *Daemon) admit(intake, work context.Context, it Item) {
 	claimed := time.Now()
 	rc, size, err := it.Open()
 	if err != nil {
+		if transient(err) {
+			d.log.Warn().Str("film_id", it.ID()).Err(err).Msg("cannot read the film now; it will be retried")
+			it.Release(time.Second)
+			return
+		}
 		d.quarantine(work, it, nil, openCode(err), err.Error())
 		return
 	}
@@ -58,6 +63,11 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 
 	rc, size, err := it.Open()
 	if err != nil {
+		if transient(err) {
+			log.Warn().Err(err).Msg("cannot read the film now; it will be retried")
+			it.Release(time.Second)
+			return
+		}
 		d.quarantine(ctx, it, j.header, openCode(err), err.Error())
 		return
 	}

@@ -143,7 +143,9 @@ func (p *Publisher) publish(ctx context.Context, subject, msgID, schema string, 
 	defer cancel()
 	ack, err := p.JS.PublishMsg(ctx, m)
 	if err != nil {
-		return Published{}, fmt.Errorf("publish %s (msg id %s): %w", subject, msgID, err)
+		// Not the message ID: it holds the SOP Instance UID, and this error
+		// is logged.
+		return Published{}, fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return Published{Subject: subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 }

@@ -27,6 +27,9 @@ type Source struct {
 	Name   string `json:"name"` // folder path or subject
 	File   string `json:"file,omitempty"`
 	FilmID string `json:"film_id"` // the daemon's own ingest ID
+	// Sender is what the film's producer said about itself (NATS intake:
+	// the Triaged-Source header).
+	Sender string `json:"sender,omitempty"`
 }
 
 // Film identifies the DICOM instance.

@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/publish"
 )
 
@@ -43,9 +45,9 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 		reportConfigError(stderr, err)
 		return 1
 	}
-	nc, err := nats.Connect(natsURL(cfg, *server), nats.Name("triaged alerts"), nats.MaxReconnects(-1))
+	nc, err := bus.Dial(natsURL(cfg, *server), "triaged alerts", daemon.NATSSecurity(cfg), nats.MaxReconnects(-1))
 	if err != nil {
-		fmt.Fprintf(stderr, "triaged: connect to NATS: %v\n", err)
+		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
 	}
 	defer nc.Close()

@@ -31,7 +31,7 @@ func cmdCalibrate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
-	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, Progress: progress(stderr, "scoring")})
+	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, Progress: newProgress(stderr, len(items)).counter()})
 	type row struct {
 		Model string          `json:"model"`
 		Dir   string          `json:"dir,omitempty"`

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
@@ -71,28 +70,6 @@ func (lf labeledFlags) engine(stderr io.Writer) (*triage.Engine, error) {
 	return daemon.NewEngine(cfg, newLogger(stderr, "warn"))
 }
 
-// progress draws a bar on a terminal, and nothing otherwise.
-func progress(w io.Writer, what string) func(done, total int) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return nil
-	}
-	var mu sync.Mutex
-	return func(done, total int) {
-		mu.Lock()
-		defer mu.Unlock()
-		const width = 40
-		n := done * width / max(total, 1)
-		fmt.Fprintf(f, "\r%s [%s%s] %d/%d", what, strings.Repeat("#", n), strings.Repeat(" ", width-n), done, total)
-		if done == total {
-			fmt.Fprintln(f)
-		}
-	}
-}
-
 func modelInfos(eng *triage.Engine) ([]eval.ModelInfo, eval.ModelInfo) {
 	var ms []eval.ModelInfo
 	for _, m := range eng.Models {
@@ -119,7 +96,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
-	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, Progress: progress(stderr, "scoring")})
+	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, Progress: newProgress(stderr, len(items)).counter()})
 	ms, ens := modelInfos(eng)
 	rep := eval.Build(name, outs, ms, ens)
 	if err := os.MkdirAll(*out, 0o755); err != nil {

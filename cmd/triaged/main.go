@@ -25,6 +25,7 @@ var commands = map[string]command{
 	"alerts":       {"print alerts from NATS (-follow to keep tailing)", cmdAlerts},
 	"eval":         {"evaluate the models on a labeled set: metrics with CIs, per source, figures", cmdEval},
 	"calibrate":    {"derive the urgent/critical thresholds from a labeled set", cmdCalibrate},
+	"submit":       {"publish DICOM films to the NATS ingest subject (inline or object store)", cmdSubmit},
 }
 
 func usage(w io.Writer) {
