@@ -93,6 +93,10 @@ type Pipeline struct {
 	QueueCapacity int           `yaml:"queue_capacity"`
 	DecodeMemory  ByteSize      `yaml:"decode_memory"`
 	DrainTimeout  time.Duration `yaml:"drain_timeout"`
+	// StallTimeout: a pipeline that has films in flight and has finished
+	// none (and made no attempt to publish) for this long is wedged; the
+	// systemd watchdog then goes unfed and /healthz fails.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 }
 
 type Model struct {
@@ -125,6 +129,8 @@ type Decode struct {
 }
 
 type HTTP struct {
+	// Listen is the address of /metrics, /healthz and /readyz; empty turns
+	// the HTTP endpoints off.
 	Listen string `yaml:"listen"`
 }
 
@@ -157,6 +163,7 @@ func Default() *Config {
 			QueueCapacity: 64,
 			DecodeMemory:  1 << 30,
 			DrainTimeout:  30 * time.Second,
+			StallTimeout:  2 * time.Minute,
 		},
 		Models: []Model{{Path: "models/squeezenet1_1"}},
 		Triage: Triage{
@@ -325,6 +332,7 @@ func (c *Config) Validate() Problems {
 	if c.Decode.MaxPixels < 1<<16 {
 		add("decode.max_pixels", c.Decode.MaxPixels, "must be at least 65536")
 	}
+	ps = append(ps, c.validateService()...)
 	return ps
 }
 
