@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"check-config": {"validate a config file and print every problem", cmdCheckConfig},
 	"version":      {"print the version", cmdVersion},
 	"alerts":       {"print alerts from NATS (-follow to keep tailing)", cmdAlerts},
+	"requeue":      {"move quarantined films back into their drop folder", cmdRequeue},
 }
 
 func usage(w io.Writer) {
