@@ -191,8 +191,8 @@ func (s *service) stop(t *testing.T, within time.Duration) {
 
 type serviceConfig struct {
 	dir, nats, http, drop string
-	port                   int
-	httpPort               int
+	port                  int
+	httpPort              int
 }
 
 func newServiceConfig(t *testing.T) *serviceConfig {
