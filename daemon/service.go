@@ -9,6 +9,7 @@ import (
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/metrics"
+	"github.com/triaged/triaged/triage"
 )
 
 // service is what running as a system service adds to the pipeline:
@@ -230,3 +231,6 @@ func (t *trackedItem) Release(after time.Duration) {
 	t.Item.Release(after)
 	t.end("released")
 }
+
+// Engine is the scoring engine in force.
+func (d *Daemon) Engine() *triage.Engine { return d.engine.Load() }
