@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +100,8 @@ func (d *Daemon) stallTimeout() time.Duration { return time.Duration(d.svc.stall
 func (d *Daemon) retrying(what string) {
 	d.svc.progress.beat()
 	if d.svc.metrics != nil {
-		d.svc.metrics.PublishRetry(what)
+		// "publish result" -> "result": a bounded label from code literals.
+		d.svc.metrics.PublishRetry(strings.ReplaceAll(strings.TrimPrefix(what, "publish "), " ", "_"))
 	}
 }
 
