@@ -190,9 +190,8 @@ func (s *service) stop(t *testing.T, within time.Duration) {
 }
 
 type serviceConfig struct {
-	dir, nats, http, drop string
-	port                  int
-	httpPort              int
+	dir, drop      string
+	port, httpPort int
 }
 
 func newServiceConfig(t *testing.T) *serviceConfig {
