@@ -13,6 +13,8 @@ BIN          := bin/triaged
 PYTHON       ?= /usr/bin/python3
 # Debian packages the cgo decoders build against.
 DEB_BUILD    := gcc pkg-config libjpeg62-turbo-dev
+# Debian packages the tests need beyond the build (systemd-analyze).
+DEB_TEST     := systemd
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 TEST_FLAGS   ?= -race -count=1 -timeout 40m
 
@@ -29,7 +31,7 @@ help:
 	@echo "make ort    fetch the ONNX Runtime $(ORT_VERSION) CPU library into $(ORT_DIR)"
 
 deps:
-	@missing=""; for p in $(DEB_BUILD); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing build dependencies:$$missing"; \
@@ -55,6 +57,7 @@ run: build ort
 test: deps ort
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
+	$(MAKE) check-packaging
 
 vet:
 	$(GO) vet ./...
@@ -73,7 +76,101 @@ export-%:
 	$(PYTHON) training/export.py --arch $*
 
 clean:
-	rm -rf bin
+	rm -rf bin build
+
+# --- service packaging: make install / uninstall / deb (see docs/runbook.md)
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+BINDIR        ?= $(PREFIX)/bin
+LIBDIR        ?= $(PREFIX)/lib/triaged
+DATADIR       ?= $(PREFIX)/share/triaged
+DOCDIR        ?= $(PREFIX)/share/doc/triaged
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+CONFDIR       ?= /etc/triaged
+STATEDIR      ?= /var/lib/triaged
+# Models shipped: every committed model directory.
+MODEL_DIRS    := $(patsubst %/manifest.json,%,$(wildcard models/*/manifest.json))
+NFPM          ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+# v1.2.3[-4-gabc] -> 1.2.3[~4~gabc]; an untagged commit -> 0.0.0~git<hash>.
+DEB_VERSION   := $(shell v='$(VERSION)'; if echo "$$v" | grep -Eq '^v?[0-9]+\.[0-9]+'; then echo "$${v#v}"; else echo "0.0.0~git$$v"; fi | tr - '~')
+DEB_STAGE     := build/deb/root
+DEB_FILE      := build/triaged_$(DEB_VERSION)_amd64.deb
+# Runtime Depends: the packages providing the libraries the binary and
+# ONNX Runtime link against (ldd + dpkg -S), plus any named here.
+DEB_EXTRA_DEPENDS ?=
+
+.PHONY: install uninstall deb check-packaging verify-unit
+
+install: build ort
+	install -D -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/triaged
+	install -D -m 0644 $(ORT_LIB) $(DESTDIR)$(LIBDIR)/libonnxruntime.so.1
+	@for m in $(MODEL_DIRS); do \
+		n=$$(basename $$m); f=$$(sed -n 's/^ *"file": *"\(.*\)",*$$/\1/p' $$m/manifest.json); \
+		echo "install model $$n"; \
+		install -D -m 0644 $$m/manifest.json $(DESTDIR)$(DATADIR)/models/$$n/manifest.json; \
+		install -D -m 0644 $$m/$$f $(DESTDIR)$(DATADIR)/models/$$n/$$f; \
+	done
+	sed -e 's|/usr/bin/triaged|$(BINDIR)/triaged|; s|/etc/triaged/|$(CONFDIR)/|; s|/var/lib/triaged|$(STATEDIR)|g; s|/usr/share/doc/triaged|$(DOCDIR)|' \
+		systemd/triaged.service > $(BIN).service && install -D -m 0644 $(BIN).service $(DESTDIR)$(UNITDIR)/triaged.service
+	install -D -m 0644 systemd/gpu.conf $(DESTDIR)$(DOCDIR)/gpu.conf
+	install -D -m 0644 docs/runbook.md $(DESTDIR)$(DOCDIR)/runbook.md
+	@# Never overwrite an operator's configuration.
+	sed -e 's|@DATADIR@|$(DATADIR)|g; s|@STATEDIR@|$(STATEDIR)|g; s|@CONFDIR@|$(CONFDIR)|g; s|@DOCDIR@|$(DOCDIR)|g' \
+		packaging/triaged.yaml.in > $(BIN).yaml
+	@if [ -e $(DESTDIR)$(CONFDIR)/triaged.yaml ]; then \
+		install -D -m 0640 $(BIN).yaml $(DESTDIR)$(CONFDIR)/triaged.yaml.dist; \
+		echo "kept $(DESTDIR)$(CONFDIR)/triaged.yaml; the shipped default is triaged.yaml.dist"; \
+	else install -D -m 0640 $(BIN).yaml $(DESTDIR)$(CONFDIR)/triaged.yaml; fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		TRIAGED_STATEDIR=$(STATEDIR) TRIAGED_CONFDIR=$(CONFDIR) packaging/postinst configure; \
+	else install -d -m 0750 $(DESTDIR)$(STATEDIR)/incoming $(DESTDIR)$(STATEDIR)/nats; fi
+
+# Removes what install put under PREFIX. The configuration and
+# $(STATEDIR) (films, quarantine, stored results) are kept.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl stop triaged.service 2>/dev/null || true; fi
+	rm -f $(DESTDIR)$(BINDIR)/triaged $(DESTDIR)$(UNITDIR)/triaged.service
+	rm -rf $(DESTDIR)$(LIBDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+	@echo "kept $(CONFDIR) and $(STATEDIR) (films and results); remove them by hand when no longer needed"
+
+deb: build ort
+	rm -rf build/deb && mkdir -p build/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_STAGE) PREFIX=/usr UNITDIR=/usr/lib/systemd/system
+	rm -rf $(DEB_STAGE)/var # created by postinst, owned by the service user
+	deps=$$( { scripts/deb-depends.sh $(BIN) $(ORT_LIB); for d in $(DEB_EXTRA_DEPENDS); do echo $$d; done; } | sort -u | sed 's/^/  - /') && \
+	sed -e 's|@VERSION@|$(DEB_VERSION)|; s|@STAGE@|$(DEB_STAGE)|g' packaging/nfpm.yaml.in | \
+		awk -v deps="$$deps" '{ if ($$0 == "@DEPENDS@") print deps; else print }' > build/deb/nfpm.yaml
+	$(NFPM) package -f build/deb/nfpm.yaml -p deb -t $(DEB_FILE)
+	@echo "built $(DEB_FILE)"
+
+# The unit passes systemd-analyze verify, with and without the GPU drop-in.
+# verify checks that ExecStart exists, so it runs on a copy pointing at the
+# built binary; any warning fails.
+verify-unit: build
+	@rm -rf build/unit && mkdir -p build/unit/triaged.service.d
+	sed 's|/usr/bin/triaged|$(CURDIR)/$(BIN)|' systemd/triaged.service > build/unit/triaged.service
+	@out=$$(SYSTEMD_UNIT_PATH=$(CURDIR)/build/unit: systemd-analyze verify $(CURDIR)/build/unit/triaged.service 2>&1); \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
+	cp systemd/gpu.conf build/unit/triaged.service.d/gpu.conf
+	@out=$$(SYSTEMD_UNIT_PATH=$(CURDIR)/build/unit: systemd-analyze verify $(CURDIR)/build/unit/triaged.service 2>&1); \
+		if [ -n "$$out" ]; then echo "$$out"; exit 1; fi
+	@rm build/unit/triaged.service.d/gpu.conf
+	@SYSTEMD_UNIT_PATH=$(CURDIR)/build/unit: systemd-analyze security --offline=true --no-pager $(CURDIR)/build/unit/triaged.service | tail -n1
+	@echo "systemd-analyze verify: OK"
+
+# Run by make test: the unit verifies and the .deb holds what it must.
+check-packaging: verify-unit deb
+	dpkg-deb -c $(DEB_FILE)
+	dpkg-deb -f $(DEB_FILE) Package Version Depends
+	@for f in ./usr/bin/triaged ./usr/lib/triaged/libonnxruntime.so.1 ./usr/lib/systemd/system/triaged.service \
+		./etc/triaged/triaged.yaml ./usr/share/doc/triaged/runbook.md ./usr/share/doc/triaged/gpu.conf \
+		$(patsubst models/%,./usr/share/triaged/models/%/manifest.json,$(MODEL_DIRS)); do \
+		dpkg-deb -c $(DEB_FILE) | awk '{print $$6}' | grep -qx "$$f" || { echo "missing from the .deb: $$f"; exit 1; }; \
+	done
+	@dpkg-deb -I $(DEB_FILE) postinst | grep -q useradd || { echo "postinst does not create the user"; exit 1; }
+	@dpkg-deb -f $(DEB_FILE) Depends | grep -q libonnxruntime && { echo "bogus Depends"; exit 1; } || true
+	@echo "check-packaging: OK"
 
 # --- evaluation (needs ../shared/data)
 EVAL_MODELS ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)

@@ -102,6 +102,10 @@ type Pipeline struct {
 	QueueCapacity int           `yaml:"queue_capacity"`
 	DecodeMemory  ByteSize      `yaml:"decode_memory"`
 	DrainTimeout  time.Duration `yaml:"drain_timeout"`
+	// StallTimeout: a pipeline that has films in flight and has finished
+	// none (and made no attempt to publish) for this long is wedged; the
+	// systemd watchdog then goes unfed and /healthz fails.
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 }
 
 type Model struct {
@@ -134,6 +138,8 @@ type Decode struct {
 }
 
 type HTTP struct {
+	// Listen is the address of /metrics, /healthz and /readyz; empty turns
+	// the HTTP endpoints off.
 	Listen string `yaml:"listen"`
 }
 
@@ -178,6 +184,7 @@ func Default() *Config {
 			QueueCapacity: 64,
 			DecodeMemory:  1 << 30,
 			DrainTimeout:  30 * time.Second,
+			StallTimeout:  2 * time.Minute,
 		},
 		Models: []Model{{Path: "models/squeezenet1_1"}},
 		Triage: Triage{
@@ -347,6 +354,7 @@ func (c *Config) Validate() Problems {
 		add("decode.max_pixels", c.Decode.MaxPixels, "must be at least 65536")
 	}
 	c.validateNATSExtras(add)
+	ps = append(ps, c.validateService()...)
 	return ps
 }
 

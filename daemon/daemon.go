@@ -60,6 +60,8 @@ type Daemon struct {
 	// loaded its models and finished the start-up scan of its sources.
 	Ready     chan struct{}
 	readyOnce sync.Once
+
+	svc service // readiness, watchdog, metrics, reload (service.go)
 }
 
 // New provisions everything the pipeline needs and fails fast, with the
@@ -144,6 +146,7 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 		d.sources = append(d.sources, ns)
 	}
 	d.q = newQueue(cfg.Pipeline.QueueCapacity)
+	d.initService()
 	return d, nil
 }
 
@@ -205,31 +208,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	var srcWG, admitWG, workWG sync.WaitGroup
 	admitCh := make(chan Item)
-	errCh := make(chan error, len(d.sources))
-	for _, s := range d.sources {
-		srcWG.Add(2)
-		go func() {
-			defer srcWG.Done()
-			if err := s.Run(intake); err != nil {
-				errCh <- err
-			}
-		}()
-		go func() {
-			defer srcWG.Done()
-			for {
-				it, err := s.Next(intake)
-				if err != nil {
-					return
-				}
-				select {
-				case admitCh <- it:
-				case <-intake.Done():
-					it.Release(0)
-					return
-				}
-			}
-		}()
-	}
+	errCh := make(chan error, len(d.sources)+1)
+	// Sources run under contexts of their own so a reload can add and
+	// remove drop folders (sources.go).
+	d.startSources(intake, admitCh, errCh, &srcWG)
 	for range max(2, d.workers/4) {
 		admitWG.Add(1)
 		go func() {
@@ -257,8 +239,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	d.readyOnce.Do(func() { close(d.Ready) })
-	d.log.Info().Int("workers", d.workers).Int("sources", len(d.sources)).Str("nats", d.ClientURL()).Msg("triaged is ready")
+	// Ready means the start-up scan is done too: every film already waiting
+	// is known.
+	if d.waitScanned(ctx, errCh) {
+		d.readyOnce.Do(func() { close(d.Ready) })
+		d.log.Info().Int("workers", d.workers).Int("sources", len(d.sources)).Str("nats", d.ClientURL()).Msg("triaged is ready")
+	}
 
 	var runErr error
 	select {
@@ -267,18 +253,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Error().Err(runErr).Msg("a source failed; stopping")
 	}
 	d.log.Info().Dur("drain_timeout", d.cfg.Pipeline.DrainTimeout).Msg("stopping intake, draining films in flight")
+	d.beginStop()
 	stopIntake()
-	admitWG.Wait()
-	srcWG.Wait()
-	done := make(chan struct{})
-	go func() { workWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d.cfg.Pipeline.DrainTimeout):
+	// The drain timeout covers admission too: a film being quarantined
+	// while NATS is away would otherwise hold the shutdown forever.
+	drainTimer := time.AfterFunc(d.cfg.Pipeline.DrainTimeout, func() {
 		d.log.Warn().Msg("drain timeout reached; unfinished films stay unacknowledged for the next start")
 		stopWork()
-		<-done
-	}
+	})
+	admitWG.Wait()
+	srcWG.Wait()
+	workWG.Wait()
+	drainTimer.Stop()
 	for _, j := range d.q.drain() {
 		j.item.Release(0)
 	}
@@ -289,9 +275,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Close releases everything New acquired.
 func (d *Daemon) Close() error {
 	var errs []error
-	if e := d.engine.Load(); e != nil {
-		errs = append(errs, e.Close())
-	}
+	errs = append(errs, d.closeEngines())
 	if d.nc != nil {
 		d.nc.Close()
 	}

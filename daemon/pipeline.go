@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/internal/failpoint"
 	"github.com/triaged/triaged/publish"
 )
 
@@ -54,6 +55,7 @@ func isStat(p string) bool {
 
 // process takes one admitted film to a durable result and acknowledges it.
 func (d *Daemon) process(ctx context.Context, j *job) {
+	failpoint.Inject(ctx, "daemon.process")
 	it := j.item
 	log := d.log.With().Str("film_id", it.ID()).Logger()
 	if p := d.pseudonym(j.header.SOPInstanceUID); p != "" {
@@ -75,7 +77,10 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 	if isStat(it.PriorityHint()) {
 		requested = "STAT"
 	}
-	eng := d.engine.Load()
+	// The engine is held until the film is done, so a reload that swaps in
+	// new models closes the old ones only after this film.
+	eng, release := d.acquireEngine()
+	defer release()
 	a, err := Analyze(ctx, eng, rc, size, d.limits, requested)
 	rc.Close()
 	if err != nil {
@@ -104,6 +109,7 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 	r.Timings = t
 
 	var pubs []publish.Published
+	pubStart := time.Now()
 	err = d.durably(ctx, "publish result", func(ctx context.Context) error {
 		var err error
 		pubs, err = d.pub.PublishResult(ctx, r, prio.Positive())
@@ -118,6 +124,7 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		return
 	}
 	dup := len(pubs) > 0 && pubs[len(pubs)-1].Duplicate
+	d.observeResult(a, r, dup, time.Since(pubStart))
 	log.Info().Str("priority", r.Priority).Float64("score", r.Score).Str("model_set", r.ModelSet).
 		Float64("total_ms", ms(time.Since(j.claimed))).Int("batch", t.BatchSize).Bool("duplicate", dup).
 		Msg("film scored")
@@ -167,6 +174,7 @@ func (d *Daemon) durably(ctx context.Context, what string, fn func(context.Conte
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		d.retrying(what)
 		if attempt == 1 || attempt%10 == 0 {
 			d.log.Warn().Err(err).Int("attempt", attempt).Msgf("%s failed; retrying", what)
 		}

@@ -47,6 +47,9 @@ type Folder struct {
 	readySet  map[string]bool
 	recovered []*File // in processing: left by a crash, or released for retry
 	wake      chan struct{}
+
+	scanned     chan struct{} // closed after the first scan (readiness)
+	scannedOnce sync.Once
 }
 
 type candidate struct {
@@ -99,6 +102,7 @@ func OpenFolder(o FolderOptions) (*Folder, error) {
 		pending:  map[string]*candidate{},
 		readySet: map[string]bool{},
 		wake:     make(chan struct{}, 1),
+		scanned:  make(chan struct{}),
 	}
 	if err := f.recover(); err != nil {
 		return nil, err
@@ -150,6 +154,7 @@ func (f *Folder) Run(ctx context.Context) error {
 	}
 	// Scan after the watch is in place, so no file falls between the two.
 	f.scan()
+	f.scannedOnce.Do(func() { close(f.scanned) })
 	tick := time.NewTicker(max(10*time.Millisecond, min(100*time.Millisecond, f.o.Settle/4)))
 	defer tick.Stop()
 	rescan := time.NewTicker(f.o.RescanInterval)

@@ -44,6 +44,8 @@ type Engine struct {
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	closeMu sync.Once
+	// owner is the engine whose sessions and batcher a Retuned copy uses.
+	owner *Engine
 }
 
 type request struct {
@@ -220,8 +222,11 @@ func (e *Engine) run(batch []*request) {
 }
 
 // Close stops the batcher and releases the sessions. Callers must not call
-// Score after Close.
+// Score after Close. Close on a Retuned copy does nothing: close its Owner.
 func (e *Engine) Close() error {
+	if e.owner != nil {
+		return nil
+	}
 	e.closeMu.Do(func() { close(e.stop) })
 	e.wg.Wait()
 	return e.closeModels()

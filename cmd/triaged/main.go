@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"eval":         {"evaluate the models on a labeled set: metrics with CIs, per source, figures", cmdEval},
 	"calibrate":    {"derive the urgent/critical thresholds from a labeled set", cmdCalibrate},
 	"submit":       {"publish DICOM films to the NATS ingest subject (inline or object store)", cmdSubmit},
+	"requeue":      {"move quarantined films back into their drop folder", cmdRequeue},
 }
 
 func usage(w io.Writer) {

@@ -23,6 +23,7 @@ import (
 // program, race detector included.
 func TestMain(m *testing.M) {
 	if os.Getenv("TRIAGED_TEST_MAIN") == "1" {
+		enableTestFailpoints()
 		os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	// The embedded defaults name paths relative to the repository root, as

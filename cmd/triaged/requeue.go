@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/triaged/triaged/ingest"
+)
+
+func cmdRequeue(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("requeue", stderr)
+	cfgPath := fs.String("config", "", "config file (default $TRIAGED_CONFIG, else embedded defaults)")
+	folder := fs.String("folder", "", "only this drop folder (default: every configured one)")
+	codes := fs.String("code", "", "requeue films quarantined with these reason codes (comma separated)")
+	all := fs.Bool("all", false, "requeue every quarantined film")
+	dry := fs.Bool("dry-run", false, "only say what would be requeued")
+	verbose := fs.Bool("v", false, "also print file names (they may identify a patient: keep them out of logs)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: triaged requeue [-config FILE] [-folder DIR] (-all | -code CODE[,CODE] | NAME...)\n\n"+
+			"Moves quarantined films (failed/) back into their drop folder, where the daemon picks them up again;\n"+
+			"each reason file is kept under failed/%s/. Nothing is deleted or overwritten.\n\n", ingest.HistoryDir)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var cs []string
+	for _, c := range strings.Split(*codes, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			cs = append(cs, c)
+		}
+	}
+	if !*all && len(cs) == 0 && fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		reportConfigError(stderr, err)
+		return 1
+	}
+	var folders []ingest.FolderOptions
+	for _, fc := range cfg.Ingest.Folders {
+		o := ingest.FolderOptions{Path: cfg.Resolve(fc.Path), FailedDir: cfg.Resolve(fc.FailedDir)}
+		if *folder == "" || sameDir(*folder, o.Path) {
+			folders = append(folders, o)
+		}
+	}
+	if *folder != "" && len(folders) == 0 {
+		// A folder no longer configured may still hold quarantined films.
+		abs, _ := filepath.Abs(*folder)
+		folders = append(folders, ingest.FolderOptions{Path: abs})
+	}
+	n, failed := 0, false
+	for _, fo := range folders {
+		done, err := ingest.Requeue(ingest.RequeueOptions{Folder: fo, Names: fs.Args(), Codes: cs, All: *all, DryRun: *dry})
+		for _, r := range done {
+			verb := "requeued"
+			if *dry {
+				verb = "would requeue"
+			}
+			line := fmt.Sprintf("%s film %s (%s) into %s", verb, r.FilmID, r.Code, fo.Path)
+			if *verbose {
+				line += fmt.Sprintf(": %s -> %s", filepath.Base(r.From), filepath.Base(r.To))
+			}
+			fmt.Fprintln(stdout, line)
+			n++
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "triaged: %v\n", err)
+			failed = true
+		}
+	}
+	switch {
+	case *dry:
+		fmt.Fprintf(stdout, "%d film(s) would be requeued\n", n)
+	default:
+		fmt.Fprintf(stdout, "%d film(s) requeued\n", n)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && filepath.Clean(aa) == filepath.Clean(bb)
+}
