@@ -97,6 +97,7 @@ ingest:
   folders: [{path: %s}]
   settle: 100ms
 pipeline: {workers: 4, drain_timeout: 20s}
+http: {listen: "127.0.0.1:0"} # several daemons run at once in tests
 models: [{path: %s}]
 `, port, filepath.Join(dir, "nats"), filepath.Join(dir, "incoming"), testenv.Model(t, "squeezenet1_1"))
 	p := filepath.Join(dir, "triaged.yaml")

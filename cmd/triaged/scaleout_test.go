@@ -44,6 +44,7 @@ ingest:
     max_ack_pending: 60
     spool_dir: %s
 pipeline: {workers: 2, queue_capacity: 8, drain_timeout: 20s}
+http: {listen: "127.0.0.1:0"} # several daemons run at once in tests
 models: [{path: %s}]
 `, urls, dir, testenv.Model(t, "squeezenet1_1"))
 	p := filepath.Join(dir, "triaged.yaml")
