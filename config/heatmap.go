@@ -109,9 +109,6 @@ func (b Budget) String() string {
 var bucketNameRe = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
 func (h *Heatmap) validate(add func(path string, v any, msg string, args ...any)) {
-	if !h.Enabled {
-		return
-	}
 	if !bucketNameRe.MatchString(h.Bucket.Name) {
 		add("heatmap.bucket.name", h.Bucket.Name, "must be letters, digits, _ or - only")
 	}
