@@ -74,3 +74,17 @@ export-%:
 
 clean:
 	rm -rf bin
+
+# --- heatmaps (docs/heatmaps.md)
+.PHONY: heatmap-examples heatmap-check
+HEATMAP_EXAMPLES ?= var/heatmap-examples
+
+# Overlays (CAM and occlusion) of 4 COVID-19 films of the test split, into an
+# ignored folder: they are derived from the shared data set, never commit them.
+heatmap-examples: build ort
+	$(BIN) heatmap -test-positives 4 -method both -out $(HEATMAP_EXAMPLES)
+	@echo "overlays in $(HEATMAP_EXAMPLES)/ (derived from ../shared/data: do not commit)"
+
+# The deletion check of every configured model on every test-split positive.
+heatmap-check: build ort
+	$(BIN) heatmap-check
