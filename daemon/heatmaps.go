@@ -34,6 +34,9 @@ type heatmapper struct {
 	late   sync.WaitGroup // films waiting for a late occlusion map
 	worker sync.WaitGroup
 	cancel context.CancelFunc
+
+	mu  sync.Mutex
+	avg time.Duration // moving average of one occlusion map's time
 }
 
 type occlusionJob struct {
@@ -124,13 +127,36 @@ func (h *heatmapper) run(ctx context.Context) {
 	for {
 		select {
 		case j := <-h.queue:
+			t0 := time.Now()
 			j.m, j.err = h.occ.Occlude(ctx, j.models, j.x)
+			if j.err == nil {
+				h.observe(time.Since(t0))
+			}
 			<-h.slots
 			close(j.done)
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// observe keeps a moving average of how long one occlusion map takes.
+func (h *heatmapper) observe(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.avg == 0 {
+		h.avg = d
+	} else {
+		h.avg = (3*h.avg + d) / 4
+	}
+}
+
+// expected is when a map submitted now, with ahead maps queued or in
+// progress including itself, should be ready; 0 before any map was made.
+func (h *heatmapper) expected(ahead int) time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.avg * time.Duration(ahead)
 }
 
 // submit queues an occlusion map unless max_pending maps already are.
@@ -159,11 +185,13 @@ func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.E
 
 	// Occlusion first, so it runs while the CAM is rendered and stored.
 	var job *occlusionJob
+	var ahead int // occlusion maps queued or in progress, this one included
 	budget := h.cfg.Occlusion.Budget.For(string(a.Priority))
 	if budget.On() {
 		job = &occlusionJob{x: make([]float32, preprocess.TensorLen), done: make(chan struct{}), queued: time.Now()}
 		preprocess.Tensor(a.Input.Gray, job.x)
 		job.models = heatmap.Runners(eng, a.Result)
+		ahead = len(h.slots) + 1
 		if !h.submit(job) {
 			r.HeatmapNotes = append(r.HeatmapNotes, fmt.Sprintf("occlusion skipped: %d occlusion maps already pending (heatmap.occlusion.max_pending)", cap(h.slots)))
 			job = nil
@@ -187,6 +215,11 @@ func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.E
 	}
 	if budget == 0 {
 		return pending() // a zero budget always sends the map as an update
+	}
+	if est := h.expected(ahead); est > time.Duration(budget) {
+		// The last maps say this one cannot make it (a CPU, a backlog):
+		// do not hold the alert for a budget it cannot use.
+		return pending()
 	}
 	wait := time.NewTimer(time.Duration(budget) - time.Since(t0))
 	defer wait.Stop()

@@ -84,7 +84,7 @@ func fetchAll(t *testing.T, url string, as []publish.Attachment) map[string]int 
 			if err != nil || a.ContentType != "image/png" {
 				t.Fatalf("overlay %s: %v (%s)", a.Name, err, a.ContentType)
 			}
-			if sz := img.Bounds().Size(); sz.X > 1024 || sz.Y > 1024+100 || sz.X < 512 {
+			if sz := img.Bounds().Size(); sz.X > 1024 || sz.Y > 1024+200 || sz.X < 512 {
 				t.Errorf("overlay %s is %v", a.Name, sz)
 			}
 		case "raw":

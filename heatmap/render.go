@@ -103,7 +103,7 @@ func Render(film *image.Gray, crop preprocess.Crop, m *Map, o RenderOptions) (*i
 		base = preprocess.ResizeBilinear(film, ow, oh)
 	}
 	cw := max(ow, legendMinW)
-	img := image.NewRGBA(image.Rect(0, 0, cw, oh+legendH))
+	img := image.NewRGBA(image.Rect(0, 0, cw, oh+legendHeight(cw)))
 	draw.Draw(img, img.Rect, image.NewUniform(color.Black), image.Point{}, draw.Src)
 
 	// Output pixel -> crop coordinate: u = (o + 0.5) * k - off, where the
@@ -153,6 +153,17 @@ func Render(film *image.Gray, crop preprocess.Crop, m *Map, o RenderOptions) (*i
 	return img, nil
 }
 
+// legendScale enlarges the legend on wide overlays, where 13-pixel text
+// would be too small to read at a glance.
+func legendScale(cw int) int {
+	if cw >= 900 {
+		return 2
+	}
+	return 1
+}
+
+func legendHeight(cw int) int { return legendH * legendScale(cw) }
+
 // sample reads the Side x Side map bilinearly at continuous pixel
 // coordinates (pixel centres at integers), clamped at the edges.
 func sample(v []float32, x, y float64) float32 {
@@ -191,7 +202,20 @@ func drawFrame(img *image.RGBA, ow, oh int, w Window, s float64) {
 	}
 }
 
-func drawLegend(img *image.RGBA, top int, m *Map, peak float32, cm Colormap) {
+// drawLegend draws the legend panel below the film (from row top), at
+// legendScale: drawn small, then enlarged pixel by pixel.
+func drawLegend(dst *image.RGBA, panel int, m *Map, peak float32, cm Colormap) {
+	k := legendScale(dst.Rect.Dx())
+	img := image.NewRGBA(image.Rect(0, 0, dst.Rect.Dx()/k, legendH))
+	draw.Draw(img, img.Rect, image.NewUniform(color.Black), image.Point{}, draw.Src)
+	defer func() {
+		for y := range legendH * k {
+			for x := range dst.Rect.Dx() {
+				dst.SetRGBA(x, panel+y, img.RGBAAt(min(x/k, img.Rect.Dx()-1), y/k))
+			}
+		}
+	}()
+	const top = 0
 	text := func(x, y int, s string, c color.Color) {
 		d := font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, top+y)}
 		d.DrawString(s)

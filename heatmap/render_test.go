@@ -89,7 +89,7 @@ func TestRenderBoundsTheSize(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fw, fh := img.Rect.Dx(), img.Rect.Dy()-legendH
+		fw, fh := img.Rect.Dx(), img.Rect.Dy()-legendHeight(img.Rect.Dx())
 		if max(fw, c.ow) != max(c.ow, legendMinW) || fh != c.oh {
 			t.Errorf("%dx%d film: overlay %dx%d (+legend), want %dx%d", c.w, c.h, fw, fh, c.ow, c.oh)
 		}
