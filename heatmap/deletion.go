@@ -251,7 +251,15 @@ func ranking(v []float32) []int32 {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return v[idx[a]] > v[idx[b]] })
+	slices.SortFunc(idx, func(a, b int32) int {
+		switch {
+		case v[a] > v[b]:
+			return -1
+		case v[a] < v[b]:
+			return 1
+		}
+		return int(a - b)
+	})
 	return idx
 }
 
