@@ -53,6 +53,8 @@ type occlusionJob struct {
 type filmHeatmaps struct {
 	late    *occlusionJob
 	display *image.Gray
+	filmW   int // the film's own size (display may be shrunk)
+	filmH   int
 	crop    preprocess.Crop
 	key     string // object name prefix of the film's attachments
 	inline  bool   // an occlusion map was attached to the alert itself
@@ -181,7 +183,8 @@ func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.E
 	}
 	t0 := time.Now()
 	defer func() { a.Timings.HeatmapMS = ms(time.Since(t0)) }()
-	fh := &filmHeatmaps{display: a.Display, crop: a.Input.Crop, key: publish.AttachmentKey(publish.ResultID(r.Film.SOPInstanceUID, r.ModelSet))}
+	fh := &filmHeatmaps{display: a.Display, filmW: a.Display.Rect.Dx(), filmH: a.Display.Rect.Dy(), crop: a.Input.Crop,
+		key: publish.AttachmentKey(publish.ResultID(r.Film.SOPInstanceUID, r.ModelSet))}
 
 	// Occlusion first, so it runs while the CAM is rendered and stored.
 	var job *occlusionJob
@@ -210,6 +213,9 @@ func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.E
 	}
 	pending := func() (*filmHeatmaps, error) {
 		fh.late = job
+		// Only the overlay's resolution is needed later; a film of up to
+		// decode.max_pixels must not wait in memory for its update.
+		fh.display = heatmap.Shrink(fh.display, h.render.MaxSide)
 		r.PendingAttachments = append(r.PendingAttachments, heatmap.MethodOcclusion)
 		return fh, nil
 	}
@@ -281,7 +287,7 @@ func (d *Daemon) storeHeatmap(ctx context.Context, fh *filmHeatmaps, m *heatmap.
 	if err != nil {
 		return nil, err
 	}
-	win := heatmap.CropWindow(fh.display.Rect.Dx(), fh.display.Rect.Dy(), fh.crop)
+	win := heatmap.CropWindow(fh.filmW, fh.filmH, fh.crop)
 	crop := &publish.CropWindow{X: win.X, Y: win.Y, W: win.W, H: win.H}
 	var out []publish.Attachment
 	for _, o := range []struct {

@@ -164,6 +164,20 @@ func legendScale(cw int) int {
 
 func legendHeight(cw int) int { return legendH * legendScale(cw) }
 
+// Shrink returns the film scaled (antialiased) so its longer side is at
+// most maxSide, or the film itself if it already is. Render draws a shrunk
+// film exactly as the original, since the crop maps back proportionally,
+// so a film waiting for a late heatmap can be held at overlay size.
+func Shrink(film *image.Gray, maxSide int) *image.Gray {
+	w, h := film.Rect.Dx(), film.Rect.Dy()
+	long := max(w, h)
+	if long <= maxSide {
+		return film
+	}
+	s := float64(maxSide) / float64(long)
+	return preprocess.ResizeBilinear(film, max(1, int(math.Round(float64(w)*s))), max(1, int(math.Round(float64(h)*s))))
+}
+
 // sample reads the Side x Side map bilinearly at continuous pixel
 // coordinates (pixel centres at integers), clamped at the edges.
 func sample(v []float32, x, y float64) float32 {

@@ -160,3 +160,41 @@ func TestEncodePNGRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// A film shrunk to overlay size (what a film waiting for its late
+// occlusion map keeps) renders like the original.
+func TestShrunkFilmRendersTheSame(t *testing.T) {
+	film := image.NewGray(image.Rect(0, 0, 2000, 1500))
+	for i := range film.Pix {
+		film.Pix[i] = uint8(i % 2000 / 8)
+	}
+	in := preprocess.Prepare(film)
+	m := &Map{Method: MethodCAM, Model: "m", V: make([]float32, Side*Side)}
+	for i := range m.V {
+		m.V[i] = float32(i%Side) / Side
+	}
+	a, err := Render(film, in.Crop, m, DefaultRender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := Shrink(film, DefaultRender.MaxSide)
+	if small.Rect.Dx() != 1024 || Shrink(small, 1024) != small {
+		t.Fatalf("shrunk to %v", small.Rect)
+	}
+	b, err := Render(small, in.Crop, m, DefaultRender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Rect != b.Rect {
+		t.Fatalf("%v vs %v", a.Rect, b.Rect)
+	}
+	differ := 0
+	for i := range a.Pix {
+		if d := int(a.Pix[i]) - int(b.Pix[i]); d > 2 || d < -2 {
+			differ++
+		}
+	}
+	if differ > len(a.Pix)/1000 {
+		t.Errorf("%d of %d bytes differ by more than 2", differ, len(a.Pix))
+	}
+}
