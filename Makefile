@@ -176,3 +176,17 @@ check-packaging: verify-unit deb
 EVAL_MODELS ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)
 eval: build ort
 	$(BIN) eval -labels ../shared/data/cxr/labels.csv -split models/split.json -set test -models $(EVAL_MODELS) -out out/eval
+
+# --- heatmaps (docs/heatmaps.md)
+.PHONY: heatmap-examples heatmap-check
+HEATMAP_EXAMPLES ?= var/heatmap-examples
+
+# Overlays (CAM and occlusion) of 4 COVID-19 films of the test split, into an
+# ignored folder: they are derived from the shared data set, never commit them.
+heatmap-examples: build ort
+	$(BIN) heatmap -test-positives 4 -method both -out $(HEATMAP_EXAMPLES)
+	@echo "overlays in $(HEATMAP_EXAMPLES)/ (derived from ../shared/data: do not commit)"
+
+# The deletion check of every configured model on every test-split positive.
+heatmap-check: build ort
+	$(BIN) heatmap-check

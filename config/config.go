@@ -22,6 +22,7 @@ type Config struct {
 	ONNXRuntime ONNXRuntime `yaml:"onnxruntime"`
 	Decode      Decode      `yaml:"decode"`
 	HTTP        HTTP        `yaml:"http"`
+	Heatmap     Heatmap     `yaml:"heatmap"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.
@@ -196,6 +197,18 @@ func Default() *Config {
 		Decode:      Decode{MaxPixels: 100_000_000},
 		HTTP:        HTTP{Listen: "127.0.0.1:9464"},
 		dir:         ".",
+		Heatmap: Heatmap{
+			Enabled:  true,
+			Bucket:   Bucket{Name: "TRIAGED_HEATMAPS", Replicas: 1, MaxAge: 30 * 24 * time.Hour, Storage: "file"},
+			MaxSide:  1024,
+			Alpha:    0.5,
+			Colormap: "inferno",
+			// The paper's occlusion (N=32, S=8: 625 passes per film and
+			// model), for critical alerts only, which may wait 1s for it;
+			// on a CPU it usually follows as an update.
+			Occlusion: Occlusion{Size: 32, Stride: 8, Fill: "mean", BatchSize: 16,
+				Budget: OcclusionBudget{Critical: Budget(time.Second), Urgent: BudgetOff}, MaxPending: 4},
+		},
 	}
 }
 
@@ -355,6 +368,7 @@ func (c *Config) Validate() Problems {
 	}
 	c.validateNATSExtras(add)
 	ps = append(ps, c.validateService()...)
+	c.Heatmap.validate(add)
 	return ps
 }
 

@@ -55,6 +55,7 @@ type Daemon struct {
 	limits    decode.Limits
 	pseudoKey []byte
 	workers   int
+	heat      *heatmapper // nil when heatmap.enabled is false
 
 	// Ready is closed once the daemon has connected, verified its streams,
 	// loaded its models and finished the start-up scan of its sources.
@@ -120,6 +121,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.NATS.ConnectTimeout)
 	defer cancel()
 	if err := d.pub.EnsureStreams(ctx); err != nil {
+		return d, err
+	}
+	if d.heat, err = newHeatmapper(ctx, cfg, d.pub); err != nil {
 		return d, err
 	}
 
@@ -226,6 +230,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if d.heat != nil {
+		d.heat.start(work)
+		defer d.heat.stop()
+	}
 	for range d.workers {
 		workWG.Add(1)
 		go func() {
@@ -264,6 +272,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	admitWG.Wait()
 	srcWG.Wait()
 	workWG.Wait()
+	if d.heat != nil {
+		d.heat.late.Wait() // films waiting for their late occlusion map
+	}
 	drainTimer.Stop()
 	for _, j := range d.q.drain() {
 		j.item.Release(0)

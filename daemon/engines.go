@@ -18,6 +18,20 @@ type engineSet struct {
 	retired map[*triage.Engine]bool // replaced, waiting for its last user
 }
 
+// retainEngine takes one more reference on an engine already held (for
+// work that outlives the film's worker, like a late occlusion map).
+func (d *Daemon) retainEngine(e *triage.Engine) func() {
+	s := &d.svc.engines
+	o := e.Owner()
+	s.mu.Lock()
+	if s.users == nil {
+		s.users = map[*triage.Engine]int{}
+	}
+	s.users[o]++
+	s.mu.Unlock()
+	return d.releaser(o)
+}
+
 // acquireEngine returns the engine in force and a release function that
 // must be called once the film is done with it.
 func (d *Daemon) acquireEngine() (*triage.Engine, func()) {
@@ -30,8 +44,15 @@ func (d *Daemon) acquireEngine() (*triage.Engine, func()) {
 	}
 	s.users[o]++
 	s.mu.Unlock()
+	return e, d.releaser(o)
+}
+
+// releaser gives back one reference on engine o, closing it when it was
+// retired and this was its last user.
+func (d *Daemon) releaser(o *triage.Engine) func() {
+	s := &d.svc.engines
 	var once sync.Once
-	return e, func() {
+	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			s.users[o]--

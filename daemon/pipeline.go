@@ -95,13 +95,18 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		it.Release(5 * time.Second)
 		return
 	}
-	a.Display = nil // the full-size film is not needed past this point
 	prio := a.Priority
 	r := a.Message(eng, it.Origin(), d.version, d.host)
 	if r.Film.SOPInstanceUID == "" {
 		// Without an instance UID, deduplicate on the film ID, which is stable
 		// across restarts.
 		r.Film.SOPInstanceUID = "film-" + it.ID()
+	}
+	heat, err := d.heatmaps(ctx, log, eng, a, r) // positive films: stored before the alert names them
+	a.Display = nil                              // the full-size film is not needed past this point
+	if err != nil {
+		it.Release(0) // shutting down: the next start processes it again
+		return
 	}
 	t := a.Timings
 	t.QueueMS = queued
@@ -119,15 +124,19 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		it.Release(0) // shutting down: the next start processes it again
 		return
 	}
-	if err := it.Ack(); err != nil {
-		log.Error().Err(err).Msg("result stored but the input could not be acknowledged; it will be processed again and deduplicated")
-		return
-	}
 	dup := len(pubs) > 0 && pubs[len(pubs)-1].Duplicate
+	// A film owed a late occlusion map is acknowledged once that is stored.
+	owed := d.settleHeatmaps(ctx, log, it, r, heat, len(pubs) > 1 && pubs[0].Duplicate)
+	if !owed {
+		if err := it.Ack(); err != nil {
+			log.Error().Err(err).Msg("result stored but the input could not be acknowledged; it will be processed again and deduplicated")
+			return
+		}
+	}
 	d.observeResult(a, r, dup, time.Since(pubStart))
 	log.Info().Str("priority", r.Priority).Float64("score", r.Score).Str("model_set", r.ModelSet).
 		Float64("total_ms", ms(time.Since(j.claimed))).Int("batch", t.BatchSize).Bool("duplicate", dup).
-		Msg("film scored")
+		Bool("heatmap_pending", owed).Msg("film scored")
 }
 
 // quarantine publishes an error event and then moves the film aside. The

@@ -83,6 +83,10 @@ type Attachment struct {
 	Size        int64  `json:"size"`
 	SHA256      string `json:"sha256"`
 	ContentType string `json:"content_type"`
+
+	// Unit of the values (raw maps), and where the map lies in the film.
+	Unit string      `json:"unit,omitempty"`
+	Crop *CropWindow `json:"crop,omitempty"`
 }
 
 // Result is published for every scored film on <prefix>.result, and for a
@@ -104,6 +108,11 @@ type Result struct {
 	ScoredAt       time.Time    `json:"scored_at"`
 	Daemon         string       `json:"daemon"` // triaged version
 	Host           string       `json:"host"`
+
+	// PendingAttachments name heatmaps that follow on <prefix>.alert.update
+	// (e.g. "occlusion"); HeatmapNotes say why one is missing.
+	PendingAttachments []string `json:"pending_attachments,omitempty"`
+	HeatmapNotes       []string `json:"heatmap_notes,omitempty"`
 }
 
 // Event is published on <prefix>.skipped and <prefix>.error.

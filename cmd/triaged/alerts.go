@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 	follow := fs.Bool("follow", false, "keep printing new alerts as they arrive")
 	all := fs.Bool("all", false, "start from the oldest stored alert (default: with -follow only new ones, else all)")
 	results := fs.Bool("results", false, "print every result instead of alerts only")
+	save := fs.String("save", "", "also fetch each message's heatmap attachments into this directory")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -55,6 +57,12 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
+	}
+	if *save != "" {
+		if err := os.MkdirAll(*save, 0o750); err != nil {
+			fmt.Fprintf(stderr, "triaged: %v\n", err)
+			return 1
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -87,6 +95,14 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := printAlert(stdout, msg.Data()); err != nil {
 			fmt.Fprintf(stderr, "triaged: %v\n", err)
+			continue
+		}
+		if *save != "" {
+			var seq uint64
+			if md, err := msg.Metadata(); err == nil {
+				seq = md.Sequence.Stream
+			}
+			saveAttachments(ctx, js, *save, seq, msg.Data(), stderr)
 		}
 	}
 }

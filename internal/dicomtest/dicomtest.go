@@ -301,4 +301,3 @@ func (im Image) nativePixels() Elem {
 
 // Bytes encodes the image's file.
 func (im Image) Bytes() []byte { return im.File().Bytes() }
-
