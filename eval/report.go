@@ -56,6 +56,24 @@ type Report struct {
 	Negatives int           `json:"negatives"`
 	Failed    []string      `json:"failed,omitempty"`
 	Models    []ModelReport `json:"models"`
+	// Faithfulness is the heatmap deletion check, when it was run.
+	Faithfulness []Faithfulness `json:"heatmap_faithfulness,omitempty"`
+}
+
+// Faithfulness is one model's heatmap deletion check (see heatmap.Deletion).
+type Faithfulness struct {
+	Model        string                        `json:"model"`
+	Films        int                           `json:"films"`
+	RandomDrop10 float64                       `json:"random_drop_at_10pct"`
+	Methods      map[string]MethodFaithfulness `json:"methods"`
+}
+
+// MethodFaithfulness is a heatmap method's result in the deletion check.
+type MethodFaithfulness struct {
+	Drop10      float64 `json:"drop_at_10pct"`
+	Wins        int     `json:"films_beating_random"`
+	BeatsRandom bool    `json:"beats_random"`
+	DeletionAUC float64 `json:"deletion_auc"`
 }
 
 // ModelInfo names a column of outcome scores and its operating thresholds.

@@ -86,3 +86,40 @@ func TestVersionAndUsage(t *testing.T) {
 		t.Fatalf("unknown command: exit %d", code)
 	}
 }
+
+// `triaged eval` on the test split writes the report, the paper's figures
+// and the heatmap deletion check.
+func TestEvalWritesReportAndFigures(t *testing.T) {
+	testenv.ORT(t)
+	data := testenv.SharedData(t)
+	out := t.TempDir()
+	code, stdout, errs := run("eval", "-labels", filepath.Join(data, "cxr", "labels.csv"), "-split", "models/split.json", "-set", "test",
+		"-models", "models/squeezenet1_1", "-heatmaps", "cam", "-out", out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
+	}
+	for _, f := range []string{"report.json", "report.md", "roc.png", "pr.png", "hist_squeezenet1_1.png", "confusion_squeezenet1_1.png"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	var rep struct {
+		Items        int `json:"items"`
+		Models       []struct{ Name string }
+		Faithfulness []struct {
+			Methods map[string]struct {
+				BeatsRandom bool `json:"beats_random"`
+			}
+		} `json:"heatmap_faithfulness"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Items != 185 || len(rep.Models) != 1 || len(rep.Faithfulness) != 1 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if !strings.Contains(stdout, "| squeezenet1_1 |") || !strings.Contains(stdout, "per source") && !strings.Contains(stdout, "Per source") {
+		t.Errorf("markdown table missing:\n%s", stdout)
+	}
+}

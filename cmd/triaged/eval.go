@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/eval"
+	"github.com/triaged/triaged/heatmap"
+	"github.com/triaged/triaged/preprocess"
 	"github.com/triaged/triaged/triage"
 )
 
@@ -56,9 +59,14 @@ func (lf labeledFlags) load() ([]eval.Item, string, error) {
 }
 
 func (lf labeledFlags) engine(stderr io.Writer) (*triage.Engine, error) {
+	eng, _, err := lf.engineConfig(stderr)
+	return eng, err
+}
+
+func (lf labeledFlags) engineConfig(stderr io.Writer) (*triage.Engine, *config.Config, error) {
 	cfg, err := loadConfig(*lf.cfgPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if *lf.models != "" {
 		cfg.Models = nil
@@ -67,7 +75,8 @@ func (lf labeledFlags) engine(stderr io.Writer) (*triage.Engine, error) {
 		}
 	}
 	cfg.Triage.BatchSize = max(cfg.Triage.BatchSize, 16)
-	return daemon.NewEngine(cfg, newLogger(stderr, "warn"))
+	eng, err := daemon.NewEngine(cfg, newLogger(stderr, "warn"))
+	return eng, cfg, err
 }
 
 func modelInfos(eng *triage.Engine) ([]eval.ModelInfo, eval.ModelInfo) {
@@ -82,6 +91,8 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("eval", stderr)
 	lf := addLabeledFlags(fs, "test")
 	out := fs.String("out", "out/eval", "directory for report.json, report.md and the figures")
+	heat := fs.String("heatmaps", "cam", "deletion check of the heatmaps on the positives: off, cam, or both (CAM and occlusion; occlusion costs ((224-N)/S+1)^2 passes per film and model)")
+	stride := fs.Int("occlusion-stride", 0, "occlusion stride S for the check (default: heatmap.occlusion.stride)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -90,20 +101,35 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 2
 	}
-	eng, err := lf.engine(stderr)
+	if *heat != "off" && *heat != "cam" && *heat != "both" {
+		fmt.Fprintf(stderr, "triaged: -heatmaps must be off, cam or both\n")
+		return 2
+	}
+	eng, cfg, err := lf.engineConfig(stderr)
 	if err != nil {
 		reportConfigError(stderr, err)
 		return 1
 	}
 	defer eng.Close()
-	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, Progress: newProgress(stderr, len(items)).counter()})
+	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, KeepInputs: *heat != "off",
+		Progress: newProgress(stderr, len(items)).counter()})
 	ms, ens := modelInfos(eng)
 	rep := eval.Build(name, outs, ms, ens)
+	var deletion string
+	if *heat != "off" {
+		if deletion, err = faithfulness(eng, cfg, outs, rep, *heat == "both", *stride, stderr); err != nil {
+			fmt.Fprintf(stderr, "triaged: heatmap check: %v\n", err)
+			return 1
+		}
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
 	}
 	md := rep.Markdown()
+	if deletion != "" {
+		md += "\nHeatmap faithfulness (deletion check on the COVID-19 images): mean P(COVID-19) after deleting the top k% of each map, and k% in random regions; a faithful map lowers it faster than random.\n\n```\n" + deletion + "```\n"
+	}
 	if err := rep.WriteJSON(filepath.Join(*out, "report.json")); err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
@@ -124,4 +150,59 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// faithfulness runs the heatmap deletion check (heatmap.Faithfulness) on the
+// positives just scored and records it in the report.
+func faithfulness(eng *triage.Engine, cfg *config.Config, outs []eval.Outcome, rep *eval.Report, occlusion bool, stride int, stderr io.Writer) (string, error) {
+	var xs [][]float32
+	for _, o := range outs {
+		if o.Err == nil && o.Item.Positive && o.Input != nil {
+			x := make([]float32, preprocess.TensorLen)
+			preprocess.Tensor(o.Input.Gray, x)
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return "", nil
+	}
+	_, occ, err := daemon.HeatmapOptions(cfg.Heatmap)
+	if err != nil {
+		return "", err
+	}
+	if stride > 0 {
+		occ.Stride = stride
+	}
+	dopt := heatmap.DefaultDeletion
+	dopt.Fill = occ.Fill
+	if !occlusion {
+		occ = heatmap.Occlusion{}
+		dopt.Fill = heatmap.Fill{Mean: true}
+	} else if err := occ.Check(); err != nil {
+		return "", err
+	}
+	t0 := time.Now()
+	rs, err := heatmap.Faithfulness(context.Background(), eng.Models, xs, heatmap.CheckOptions{
+		Occlusion: occ, Deletion: dopt,
+		Progress: func(model string, done, total int) {
+			if done == total {
+				fmt.Fprintf(stderr, "heatmap check: %s done (%s)\n", model, time.Since(t0).Round(time.Second))
+			}
+		},
+	})
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rs {
+		f := eval.Faithfulness{Model: r.Model, Films: r.Films, RandomDrop10: r.Drop10[heatmap.Random], Methods: map[string]eval.MethodFaithfulness{}}
+		for _, m := range r.Methods() {
+			f.Methods[m] = eval.MethodFaithfulness{Drop10: r.Drop10[m], Wins: r.Wins[m], BeatsRandom: r.BeatsRandom(m), DeletionAUC: r.Curves[m].AUC()}
+		}
+		rep.Faithfulness = append(rep.Faithfulness, f)
+	}
+	var b strings.Builder
+	if err := heatmap.WriteDeletionReport(&b, rs); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
