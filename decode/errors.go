@@ -28,12 +28,14 @@ const (
 	CodeCodec               Code = "codec_error"
 	CodeCodecMissing        Code = "codec_missing"
 	CodeTooManyPixels       Code = "too_many_pixels"
-	CodeElementTooLong      Code = "element_length"
+	CodeElementLength       Code = "element_length"
 	CodeNotRegularFile      Code = "not_regular_file"
 	CodeSymlink             Code = "symlink"
 	CodeUnreadable          Code = "unreadable"
 	CodeInternal            Code = "internal_error"
 	CodeDecompressedTooLong Code = "decompressed_too_large"
+	CodeHeaderTooLarge      Code = "header_too_large"
+	CodeDecodeMemory        Code = "decode_memory"
 )
 
 // Error is a decode failure with its reason code.
