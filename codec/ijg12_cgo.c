@@ -3,6 +3,5 @@
 #include <gdcm-3.0/gdcmjpeg/12/jpeglib.h>
 #define IJG_BITS 12
 #define IJG_NAME(x) tc_ijg12_##x
-#define IJG_SONAME "libgdcmjpeg12.so.3.0"
 #define IJG_PREFIX "gdcmjpeg12_"
 #include "ijg_tmpl.h"

@@ -3,6 +3,5 @@
 #include <gdcm-3.0/gdcmjpeg/16/jpeglib.h>
 #define IJG_BITS 16
 #define IJG_NAME(x) tc_ijg16_##x
-#define IJG_SONAME "libgdcmjpeg16.so.3.0"
 #define IJG_PREFIX "gdcmjpeg16_"
 #include "ijg_tmpl.h"

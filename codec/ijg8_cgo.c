@@ -3,6 +3,5 @@
 #include <gdcm-3.0/gdcmjpeg/8/jpeglib.h>
 #define IJG_BITS 8
 #define IJG_NAME(x) tc_ijg8_##x
-#define IJG_SONAME "libgdcmjpeg8.so.3.0"
 #define IJG_PREFIX "gdcmjpeg8_"
 #include "ijg_tmpl.h"

@@ -1,7 +1,7 @@
 // IJG libjpeg 6b with the lossless patch, as bundled (symbol-mangled) in
 // GDCM's libgdcmjpeg{8,12,16}. This file is the body of ijg8.c, ijg12.c and
 // ijg16.c: each includes its own jpeglib.h (whose JSAMPLE is 8, 12 or 16
-// bits wide) and then this file, with IJG_NAME, IJG_SONAME and IJG_PREFIX
+// bits wide) and then this file, with IJG_BITS, IJG_NAME and IJG_PREFIX
 // defined. The library is opened with dlopen; libjpeg's longjmp-based error
 // handling never leaves this file, so it never crosses a Go stack frame.
 #include <dlfcn.h>
@@ -21,15 +21,15 @@ static struct {
 	__typeof__(jpeg_resync_to_restart) *resync;
 } F;
 
-int IJG_NAME(load)(char *msg, int msglen) {
-	void *h = dlopen(IJG_SONAME, RTLD_NOW | RTLD_LOCAL);
+int IJG_NAME(load)(const char *soname, char *msg, int msglen) {
+	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		snprintf(msg, msglen, "%s", dlerror());
 		return -1;
 	}
 #define IJG_SYM(field, sym)                                                              \
 	if (!(*(void **)&F.field = dlsym(h, IJG_PREFIX #sym))) {                         \
-		snprintf(msg, msglen, "%s lacks %s", IJG_SONAME, IJG_PREFIX #sym);        \
+		snprintf(msg, msglen, "%s lacks %s", soname, IJG_PREFIX #sym);        \
 		return -1;                                                                 \
 	}
 	IJG_SYM(std_error, jpeg_std_error)

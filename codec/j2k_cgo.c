@@ -26,15 +26,15 @@ static struct {
 	__typeof__(opj_destroy_codec) *destroy;
 } F;
 
-int tc_opj_load(char *msg, int msglen) {
-	void *h = dlopen("libopenjp2.so.7", RTLD_NOW | RTLD_LOCAL);
+int tc_opj_load(const char *soname, char *msg, int msglen) {
+	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		snprintf(msg, msglen, "%s", dlerror());
 		return -1;
 	}
 #define OPJ_SYM(field, sym)                                                   \
 	if (!(*(void **)&F.field = dlsym(h, #sym))) {                          \
-		snprintf(msg, msglen, "libopenjp2.so.7 lacks %s", #sym);         \
+		snprintf(msg, msglen, "%s lacks %s", soname, #sym);         \
 		return -1;                                                       \
 	}
 	OPJ_SYM(create, opj_create_decompress)

@@ -17,15 +17,15 @@ static struct {
 	__typeof__(charls_get_error_message) *error_message;
 } F;
 
-int tc_jls_load(char *msg, int msglen) {
-	void *h = dlopen("libcharls.so.2", RTLD_NOW | RTLD_LOCAL);
+int tc_jls_load(const char *soname, char *msg, int msglen) {
+	void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		snprintf(msg, msglen, "%s", dlerror());
 		return -1;
 	}
 #define JLS_SYM(field, sym)                                                   \
 	if (!(*(void **)&F.field = dlsym(h, #sym))) {                          \
-		snprintf(msg, msglen, "libcharls.so.2 lacks %s", #sym);          \
+		snprintf(msg, msglen, "%s lacks %s", soname, #sym);          \
 		return -1;                                                       \
 	}
 	JLS_SYM(create, charls_jpegls_decoder_create)

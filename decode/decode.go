@@ -210,20 +210,11 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 		}
 		return nativeFrame(h, f, data[:want], data, false, "OB")
 	}
-	cw := codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel}
-	var cf *codec.Frame
-	switch l.syntax.codec {
-	case codecJPEG:
-		cf, err = codec.JPEG(data, cw)
-	case codecJPEGLS:
-		cf, err = codec.JPEGLS(data, cw)
-	case codecJ2K:
-		cf, err = codec.J2K(data, cw)
-	case codecRLE:
-		cf, err = codec.RLE(data, cw, h.BitsAllocated)
-	default:
+	dec, ok := codecs[l.syntax.codec]
+	if !ok {
 		return nil, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
+	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel}, h.BitsAllocated)
 	if err != nil {
 		if codec.IsMissing(err) {
 			return nil, wrap(CodeCodecMissing, err)
@@ -235,6 +226,15 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	}
 	f.u8, f.u16, f.rgb = cf.Data8, cf.Data16, cf.RGB
 	return f, nil
+}
+
+// codecs decode the compressed syntaxes (tests swap them to simulate a
+// missing library).
+var codecs = map[codecKind]func(data []byte, want codec.Want, bitsAllocated int) (*codec.Frame, error){
+	codecJPEG:   func(d []byte, w codec.Want, _ int) (*codec.Frame, error) { return codec.JPEG(d, w) },
+	codecJPEGLS: func(d []byte, w codec.Want, _ int) (*codec.Frame, error) { return codec.JPEGLS(d, w) },
+	codecJ2K:    func(d []byte, w codec.Want, _ int) (*codec.Frame, error) { return codec.J2K(d, w) },
+	codecRLE:    codec.RLE,
 }
 
 // nativeFrame interprets uncompressed frame bytes. raw is the buffer the
@@ -253,6 +253,9 @@ func nativeFrame(h *Header, f *frame, b, raw []byte, big bool, vr string) (*fram
 	}
 	if h.SamplesPerPixel == 3 {
 		if h.Photometric == "YBR_FULL_422" || h.Photometric == "YBR_PARTIAL_422" {
+			if h.Columns%2 != 0 {
+				return nil, fail(CodeBadHeader, "%s with an odd number of columns (%d)", h.Photometric, h.Columns)
+			}
 			f.u8 = expand422(f.u8, h.Columns, h.Rows)
 		} else if h.PlanarConfiguration == 1 {
 			f.u8 = interleave(f.u8, h.Columns*h.Rows)
