@@ -292,7 +292,7 @@ func interleave(b []byte, np int) []byte {
 // frameData returns the compressed bytes of the first frame of
 // encapsulated pixel data: all fragments for a single frame; for several,
 // the fragments before the basic offset table's second entry, else one
-// fragment per frame, else (JPEG) the fragments up to the first end-of-image
+// fragment per frame, else the fragments up to the first end-of-codestream
 // marker.
 func frameData(h *Header) ([]byte, error) {
 	l := h.layout
@@ -330,9 +330,10 @@ func frameData(h *Header) ([]byte, error) {
 			return read(frags[:k])
 		}
 	}
-	if len(frags) == h.NumberOfFrames || l.syntax.codec != codecJPEG {
+	if len(frags) == h.NumberOfFrames || l.syntax.codec == codecRLE || l.syntax.codec == codecRaw {
 		return read(frags[:1])
 	}
+	// JPEG, JPEG-LS and JPEG 2000 codestreams all end with FF D9.
 	var out []byte
 	for _, f := range frags {
 		b, err := read([]span{f})

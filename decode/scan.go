@@ -215,7 +215,7 @@ func (s *scanner) metaGroup() error {
 	}
 	end := start + 12 + glen
 	if end > s.size {
-		return fail(CodeBadMeta, "file meta group length %d runs past the end of the file", glen)
+		return fail(CodeTruncated, "file ends inside the file meta group (group length %d)", glen)
 	}
 	var ts string
 	for off := int64(start + 12); off < end; {
@@ -291,10 +291,14 @@ func validUID(u string) bool {
 // small file could otherwise inflate to gigabytes.
 func (s *scanner) inflate() error {
 	l := s.layout
-	zr := flate.NewReader(io.NewSectionReader(s.r, l.dataStart, s.size-l.dataStart))
-	defer zr.Close()
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(zr, s.lim.MaxFileSize+1))
+	deflated := func() io.ReadCloser {
+		return flate.NewReader(io.NewSectionReader(s.r, l.dataStart, s.size-l.dataStart))
+	}
+	// Measure first, then allocate exactly: a growing buffer would
+	// allocate about four times the limit on the way to refusing a bomb.
+	zr := deflated()
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, s.lim.MaxFileSize+1))
+	zr.Close()
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fail(CodeTruncated, "deflated data set ends early")
 	}
@@ -305,8 +309,12 @@ func (s *scanner) inflate() error {
 		return fail(CodeDecompressedTooLong, "deflated data set inflates to more than %d bytes", s.lim.MaxFileSize)
 	}
 	// The offsets of the inflated data set start where the deflated one did.
-	pad := make([]byte, l.dataStart, l.dataStart+int64(buf.Len()))
-	data := append(pad, buf.Bytes()...)
+	data := make([]byte, l.dataStart+n)
+	zr = deflated()
+	defer zr.Close()
+	if _, err := io.ReadFull(zr, data[l.dataStart:]); err != nil {
+		return fail(CodeParse, "deflated data set: %v", err)
+	}
 	s.r, s.size = bytes.NewReader(data), int64(len(data))
 	l.src, l.size = s.r, s.size
 	return nil
