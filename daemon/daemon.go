@@ -35,6 +35,7 @@ import (
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/publish"
+	"github.com/triaged/triaged/route"
 	"github.com/triaged/triaged/triage"
 )
 
@@ -53,6 +54,7 @@ type Daemon struct {
 	sources   []source
 	q         *queue
 	limits    decode.Limits
+	route     *route.Filter
 	pseudoKey []byte
 	workers   int
 
@@ -73,7 +75,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 		}
 	}()
 	d.host, _ = os.Hostname()
-	d.limits = decode.Limits{MaxFileSize: int64(cfg.Ingest.MaxFileSize), MaxPixels: cfg.Decode.MaxPixels}
+	d.limits = DecodeLimits(cfg)
+	d.limits.Budget = decode.NewBudget(int64(cfg.Pipeline.DecodeMemory))
+	d.route = route.New(cfg.Route)
 	d.workers = cfg.Pipeline.Workers
 	if d.workers == 0 {
 		d.workers = 2 * runtime.NumCPU()

@@ -17,7 +17,9 @@ import (
 type Film struct {
 	Header *Header
 	Image  *image.Gray
-	frame  *frame
+	// Display says which transforms made Image (modality, VOI, inversion).
+	Display string
+	frame   *frame
 }
 
 // Decode pre-scans a whole DICOM file, parses its attributes and renders its
@@ -54,11 +56,11 @@ func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (*F
 	if err != nil {
 		return nil, err
 	}
-	img, err := render(h, f)
+	img, desc, err := render(h, f)
 	if err != nil {
 		return nil, err
 	}
-	return &Film{Header: h, Image: img, frame: f}, nil
+	return &Film{Header: h, Image: img, Display: desc, frame: f}, nil
 }
 
 // frame is one frame of samples, interleaved, in 8- or 16-bit words.

@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"math"
@@ -37,9 +38,11 @@ import (
 // 1% of the pixels at each end are clipped.
 const percentileDiv = 100
 
-func render(h *Header, f *frame) (*image.Gray, error) {
+// render returns the display-ready image and a description of the
+// transforms it applied.
+func render(h *Header, f *frame) (*image.Gray, string, error) {
 	if h.SamplesPerPixel == 3 {
-		return renderColor(h, f), nil
+		return renderColor(h, f)
 	}
 	bs := h.BitsStored
 	mask := uint32(1)<<bs - 1
@@ -52,26 +55,35 @@ func render(h *Header, f *frame) (*image.Gray, error) {
 	index := func(w uint32) uint32 { return ((w >> f.shift) & mask) ^ flip }
 	n := h.Rows * h.Columns
 
-	modality, err := modalityFunc(h, lo)
-	if err != nil {
-		return nil, err
-	}
+	modality, desc := modalityFunc(h)
 	var voi func(float64) float64
 	switch {
 	case h.VOILUT != nil:
 		voi = lutVOI(h.VOILUT)
+		desc += fmt.Sprintf(", VOI LUT Sequence (%d entries from %d, %d bits)", len(h.VOILUT.Data), h.VOILUT.First, h.VOILUT.Bits)
 	case h.HasWindow:
 		voi = windowVOI(h)
+		fn := h.VOILUTFunction
+		if fn == "" {
+			fn = "LINEAR"
+		}
+		desc += fmt.Sprintf(", window %g/%g %s", h.WindowCenter, h.WindowWidth, fn)
 	case bs == 8 && h.PixelRepresentation == 0 && h.ModalityLUT == nil && h.RescaleSlope == 1 && h.RescaleIntercept == 0:
 		voi = func(x float64) float64 { return x }
+		desc += ", identity (8-bit film without a VOI)"
 	default:
 		hist := make([]int, 1<<bs)
 		for i := 0; i < n; i++ {
 			hist[index(f.at(i))]++
 		}
-		voi = percentileVOI(hist, lo, modality, n)
+		var a, b float64
+		voi, a, b = percentileVOI(hist, lo, modality, n)
+		desc += fmt.Sprintf(", percentile stretch %g..%g (no VOI in the film)", a, b)
 	}
 	invert := h.Photometric == "MONOCHROME1" || h.PresentationLUTShape == "INVERSE"
+	if invert {
+		desc += ", inverted"
+	}
 	lut := make([]uint8, 1<<bs)
 	for i := range lut {
 		y := math.Floor(max(0, min(255, voi(modality(i+lo)))) + 0.5)
@@ -92,11 +104,11 @@ func render(h *Header, f *frame) (*image.Gray, error) {
 			out[i] = lut[index(uint32(w))]
 		}
 	}
-	return img, nil
+	return img, desc, nil
 }
 
 // modalityFunc maps a stored value to its modality value.
-func modalityFunc(h *Header, lo int) (func(int) float64, error) {
+func modalityFunc(h *Header) (func(int) float64, string) {
 	if l := h.ModalityLUT; l != nil {
 		first := l.First
 		if h.PixelRepresentation == 1 && first >= 1<<15 {
@@ -105,10 +117,10 @@ func modalityFunc(h *Header, lo int) (func(int) float64, error) {
 		return func(s int) float64 {
 			k := min(max(s-first, 0), len(l.Data)-1)
 			return float64(l.Data[k])
-		}, nil
+		}, fmt.Sprintf("Modality LUT Sequence (%d entries from %d)", len(l.Data), first)
 	}
 	slope, icpt := h.RescaleSlope, h.RescaleIntercept
-	return func(s int) float64 { return float64(s)*slope + icpt }, nil
+	return func(s int) float64 { return float64(s)*slope + icpt }, fmt.Sprintf("rescale %g/%g", slope, icpt)
 }
 
 func lutVOI(l *LUT) func(float64) float64 {
@@ -154,7 +166,7 @@ func windowVOI(h *Header) func(float64) float64 {
 
 // percentileVOI stretches between the k-th smallest and k-th largest
 // modality values of the frame's pixels (see the top of this file).
-func percentileVOI(hist []int, lo int, modality func(int) float64, n int) func(float64) float64 {
+func percentileVOI(hist []int, lo int, modality func(int) float64, n int) (voi func(float64) float64, a, b float64) {
 	type bin struct {
 		m     float64
 		count int
@@ -176,17 +188,17 @@ func percentileVOI(hist []int, lo int, modality func(int) float64, n int) func(f
 		return bins[len(bins)-1].m
 	}
 	k := (n - 1) / percentileDiv
-	a, b := nth(k), nth(n-1-k)
+	a, b = nth(k), nth(n-1-k)
 	if b == a {
 		a, b = bins[0].m, bins[len(bins)-1].m
 	}
 	if b == a {
-		return func(float64) float64 { return 0 }
+		return func(float64) float64 { return 0 }, a, b
 	}
-	return func(x float64) float64 { return (x - a) / (b - a) * 255 }
+	return func(x float64) float64 { return (x - a) / (b - a) * 255 }, a, b
 }
 
-func renderColor(h *Header, f *frame) *image.Gray {
+func renderColor(h *Header, f *frame) (*image.Gray, string, error) {
 	img := image.NewGray(image.Rect(0, 0, h.Columns, h.Rows))
 	n := h.Rows * h.Columns
 	s8 := func(i int) uint8 { return uint8(min(f.at(i), 255)) }
@@ -195,17 +207,19 @@ func renderColor(h *Header, f *frame) *image.Gray {
 		for i := 0; i < n; i++ {
 			img.Pix[i] = luma(s8(3*i), s8(3*i+1), s8(3*i+2))
 		}
+		return img, "color: RGB to gray (PIL L)", nil
 	case h.Photometric == "YBR_FULL" || h.Photometric == "YBR_FULL_422":
 		for i := 0; i < n; i++ {
 			img.Pix[i] = s8(3 * i)
 		}
+		return img, "color: Y of " + h.Photometric, nil
 	default: // YBR_PARTIAL: Y in 16..235
 		for i := 0; i < n; i++ {
 			y := (float64(s8(3*i)) - 16) * 255 / 219
 			img.Pix[i] = uint8(math.Floor(max(0, min(255, y)) + 0.5))
 		}
+		return img, "color: Y of " + h.Photometric + " stretched from 16..235", nil
 	}
-	return img
 }
 
 // Stored returns the first frame's stored values as decoded, before any
