@@ -434,7 +434,7 @@ type Reason struct {
 // Fail moves the file to failed/ beside a reason file saying why.
 func (it *File) Fail(code, reason, daemon string) (string, error) {
 	dir := it.folder.o.FailedDir
-	final := uniqueName(dir, it.name, it.id)
+	final := uniqueName(dir, fitName(it.name, it.id, len(".reason.json.tmp")), it.id)
 	b, _ := json.MarshalIndent(Reason{FilmID: it.id, File: it.name, Code: code, Reason: reason, At: time.Now().UTC(), Daemon: daemon}, "", "  ")
 	rp := filepath.Join(dir, final+".reason.json")
 	if err := writeFileAtomic(rp, append(b, '\n')); err != nil {
@@ -478,14 +478,14 @@ func uniqueName(dir, name, id string) string {
 	if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
 		return name
 	}
-	return name + "." + id
+	return fitName(name, id, len(".reason.json.tmp")+len(id)+1) + "." + id
 }
 
 func moveNoClobber(src, dir, name, id string) (string, error) {
 	dst := filepath.Join(dir, name)
 	err := renameNoReplace(src, dst)
 	if errors.Is(err, os.ErrExist) {
-		dst = filepath.Join(dir, name+"."+id)
+		dst = filepath.Join(dir, fitName(name, id, len(id)+1)+"."+id)
 		err = renameNoReplace(src, dst)
 	}
 	return dst, err
