@@ -16,7 +16,7 @@ import (
 // a JP2 file as some writers wrongly store) with OpenJPEG. Its main header
 // is checked in Go first (see ReadJ2K). Samples come out as 16-bit words,
 // clamped to the component's range; the inverse multi-component transform,
-// if the codestream uses one, is applied, so color comes out as RGB.
+// if the codestream uses one, is applied, so such color comes out as RGB.
 func J2K(data []byte, want Want) (*Frame, error) {
 	info, err := ReadJ2K(data)
 	if err != nil {
@@ -44,6 +44,6 @@ func J2K(data []byte, want Want) (*Frame, error) {
 	}
 	f.Bits = int(prec)
 	f.Signed = sgnd != 0
-	f.RGB = want.Components == 3
+	f.RGB = want.Components == 3 && info.MCT // OpenJPEG undid the transform
 	return f, nil
 }

@@ -78,12 +78,14 @@ func ReadSOF(b []byte) (SOF, error) {
 
 // J2KInfo is the main header of a JPEG 2000 codestream.
 type J2KInfo struct {
-	JP2                     bool // wrapped in a JP2 file, not a bare codestream
-	Width, Height, Comps    int
-	Precision               int
-	Tiles                   int
-	Layers, Levels          int
-	PrecinctPackets         int64 // layers x components x precincts of the main COD
+	JP2                  bool // wrapped in a JP2 file, not a bare codestream
+	Width, Height, Comps int
+	Precision            int
+	Tiles                int
+	Layers, Levels       int
+	MCT                  bool // color is coded with a multi-component transform
+
+	PrecinctPackets          int64 // layers x components x precincts of the main COD
 	Xsiz, Ysiz, XOsiz, YOsiz uint32
 }
 
@@ -179,6 +181,7 @@ func (info *J2KInfo) cod(c []byte) error {
 	}
 	scod := c[0]
 	info.Layers = int(binary.BigEndian.Uint16(c[2:]))
+	info.MCT = c[4] != 0
 	info.Levels = int(c[5])
 	if info.Layers < 1 || info.Layers > maxJ2KLayers || info.Levels > 32 {
 		return fmt.Errorf("JPEG 2000 COD: %d layers, %d decomposition levels (limits %d, 32)", info.Layers, info.Levels, maxJ2KLayers)

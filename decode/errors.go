@@ -68,7 +68,8 @@ func Reason(err error) string {
 	return err.Error()
 }
 
-// CodeOf returns the reason code of a decode error, or CodeInternal.
+// CodeOf returns the reason code of a decode error, or CodeInternal for an
+// error that is not a decode error (a bug: every decode failure has a code).
 func CodeOf(err error) Code {
 	var de *Error
 	if errors.As(err, &de) {

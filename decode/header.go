@@ -115,7 +115,8 @@ type LUT struct {
 // its pixel data: cheap enough to route and prioritise a film before paying
 // for pixel decode. A file that the pre-scan refuses (malformed, truncated,
 // hostile) fails here already.
-func ReadHeader(r io.Reader, size int64, lim Limits) (*Header, error) {
+func ReadHeader(r io.Reader, size int64, lim Limits) (h *Header, err error) {
+	defer recoverPanic(&err)
 	ra, err := readerAt(r, size, lim)
 	if err != nil {
 		return nil, err

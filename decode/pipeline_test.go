@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -166,6 +167,27 @@ func TestCompressedColorToGray(t *testing.T) {
 		t.Run(c.prog, func(t *testing.T) {
 			f := mustDecode(t, encode(t, im.Bytes(), c.prog, c.flags...))
 			if !bytes.Equal(f.Image.Pix, want) {
+				t.Fatalf("gray differs from the uncompressed film")
+			}
+		})
+	}
+	for _, mct := range []string{"0", "1"} {
+		t.Run("opj_compress mct "+mct, func(t *testing.T) {
+			dir := t.TempDir()
+			var ppm bytes.Buffer
+			fmt.Fprintf(&ppm, "P6\n%d %d\n255\n", w, h)
+			for _, v := range px {
+				ppm.WriteByte(byte(v))
+			}
+			in, out := filepath.Join(dir, "in.ppm"), filepath.Join(dir, "out.j2k")
+			os.WriteFile(in, ppm.Bytes(), 0o644)
+			run(t, tool(t, "opj_compress", "libopenjp2-tools"), "-i", in, "-o", out, "-n", "2", "-mct", mct)
+			cs, _ := os.ReadFile(out)
+			j := im
+			j.TransferSyntax = TSJ2KLossless
+			pd := dicomtest.Encapsulated(cs)
+			j.PixelData = &pd
+			if f := mustDecode(t, j.Bytes()); !bytes.Equal(f.Image.Pix, want) {
 				t.Fatalf("gray differs from the uncompressed film")
 			}
 		})
