@@ -78,6 +78,7 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 	d.limits = DecodeLimits(cfg)
 	d.limits.Budget = decode.NewBudget(int64(cfg.Pipeline.DecodeMemory))
 	d.route = route.New(cfg.Route)
+	logCodecs(log)
 	d.workers = cfg.Pipeline.Workers
 	if d.workers == 0 {
 		d.workers = 2 * runtime.NumCPU()

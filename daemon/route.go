@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/codec"
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/publish"
@@ -65,4 +68,16 @@ func (d *Daemon) skip(ctx context.Context, it Item, h *decode.Header, dec route.
 		return
 	}
 	d.log.Info().Str("film_id", it.ID()).Str("code", dec.Code).Str("reason", dec.Reason).Msg("film skipped by the routing filter")
+}
+
+// logCodecs warns at start-up about codec libraries that are not installed:
+// the daemon runs without them, and films in their syntaxes are
+// quarantined as codec_missing.
+func logCodecs(log zerolog.Logger) {
+	for _, l := range codec.Libraries() {
+		if l.Err != nil {
+			log.Warn().Str("codec", l.Codec).Str("library", l.Soname).Str("debian_package", l.Package).
+				Msg("codec library not installed: films needing it will be quarantined as codec_missing")
+		}
+	}
 }
