@@ -44,7 +44,9 @@ func heapAllocs() uint64 {
 // failure must carry a reason code, a success must be a well-formed image,
 // and no input may make a decode allocate beyond fuzzAllocBound. The seed
 // corpus (testdata/fuzz/FuzzDecode) is synthetic: films in every transfer
-// syntax and the hostile files, written by TestWriteFuzzCorpus.
+// syntax and the hostile files (seed-*, written by TestWriteFuzzCorpus),
+// and the inputs the fuzzer found interesting in its runs from them
+// (found-*).
 func FuzzDecode(f *testing.F) {
 	for _, h := range dicomtest.Hostile() {
 		if len(h.Data) <= 16<<10 {
@@ -82,7 +84,10 @@ func TestWriteFuzzCorpus(t *testing.T) {
 		t.Skip("set TRIAGED_WRITE_FUZZ_CORPUS=1 to regenerate testdata/fuzz/FuzzDecode")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	os.RemoveAll(dir)
+	old, _ := filepath.Glob(filepath.Join(dir, "seed-*")) // found-* are the fuzzer's finds: kept
+	for _, p := range old {
+		os.Remove(p)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
