@@ -268,7 +268,12 @@ func (f *Folder) settle(now time.Time) {
 			c.size, c.mtime = st.Size, mt
 		}
 		quiet := now.Sub(c.lastChange)
-		if quiet >= f.o.Settle || (quiet >= 20*time.Millisecond && noWriters(p, st.Mode)) {
+		if quiet < 20*time.Millisecond {
+			continue
+		}
+		// The kernel's word wins: a file someone still has open for writing
+		// is not complete, however long the writer has paused.
+		if w := writers(p, st.Mode); w == writersNone || (w == writersUnknown && quiet >= f.o.Settle) {
 			delete(f.pending, name)
 			f.ready = append(f.ready, name)
 			f.readySet[name] = true
@@ -280,24 +285,36 @@ func (f *Folder) settle(now time.Time) {
 	}
 }
 
-// noWriters asks the kernel whether any process has the file open for
-// writing: a read lease is granted only if none has. Where leases are not
-// available (another owner, NFS) it says false and the settle time decides.
-func noWriters(p string, mode uint32) bool {
+// writers asks the kernel whether any process has the file open for
+// writing: a read lease is granted only if none has, and refused with
+// EAGAIN if one has. Where leases are not available (another owner, NFS)
+// the answer is unknown and the settle time decides.
+func writers(p string, mode uint32) writerState {
 	if mode&unix.S_IFMT != unix.S_IFREG {
-		return true // links and special files are not read; they are quarantined
+		return writersNone // links and special files are not read; they are quarantined
 	}
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return writersUnknown
 	}
 	defer unix.Close(fd)
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
-		return false
+		if errors.Is(err, unix.EAGAIN) {
+			return writersPresent
+		}
+		return writersUnknown
 	}
 	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
-	return true
+	return writersNone
 }
+
+type writerState int
+
+const (
+	writersUnknown writerState = iota
+	writersNone
+	writersPresent
+)
 
 func (f *Folder) signal() {
 	select {
