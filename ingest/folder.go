@@ -268,12 +268,13 @@ func (f *Folder) settle(now time.Time) {
 			c.size, c.mtime = st.Size, mt
 		}
 		quiet := now.Sub(c.lastChange)
-		if quiet < 20*time.Millisecond {
+		if quiet < f.o.Settle && quiet < 20*time.Millisecond {
 			continue
 		}
 		// The kernel's word wins: a file someone still has open for writing
 		// is not complete, however long the writer has paused.
-		if w := writers(p, st.Mode); w == writersNone || (w == writersUnknown && quiet >= f.o.Settle) {
+		w := writers(p, st.Mode)
+		if (w == writersNone && quiet >= 20*time.Millisecond) || (w != writersPresent && quiet >= f.o.Settle) {
 			delete(f.pending, name)
 			f.ready = append(f.ready, name)
 			f.readySet[name] = true
