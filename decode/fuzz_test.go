@@ -9,6 +9,7 @@ import (
 	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/triaged/triaged/internal/dicomtest"
 )
@@ -32,6 +33,10 @@ func fuzzAllocBound(n int) uint64 {
 	return 4*uint64(n) + 4*uint64(fuzzLimits.MaxHeaderSize) + 32*uint64(fuzzLimits.MaxPixels) + 16<<20
 }
 
+// fuzzHang is how long one decode within fuzzLimits may take (the slowest
+// seed takes milliseconds).
+const fuzzHang = 10 * time.Second
+
 var allocSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 
 func heapAllocs() uint64 {
@@ -42,8 +47,9 @@ func heapAllocs() uint64 {
 // FuzzDecode runs the whole decode path (pre-scan, header parser, codecs,
 // display pipeline) on arbitrary bytes. It must never panic or hang, every
 // failure must carry a reason code, a success must be a well-formed image,
-// and no input may make a decode allocate beyond fuzzAllocBound. The seed
-// corpus (testdata/fuzz/FuzzDecode) is synthetic: films in every transfer
+// and no input may make a decode allocate beyond fuzzAllocBound or run
+// longer than fuzzHang. The seed corpus (testdata/fuzz/FuzzDecode) is
+// synthetic: films in every transfer
 // syntax and the hostile files (seed-*, written by TestWriteFuzzCorpus),
 // and the inputs the fuzzer found interesting in its runs from them
 // (found-*).
@@ -55,6 +61,10 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add(dicomtest.Good().Bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Go's fuzzing engine has no per-input time limit: a hang panics the
+		// worker from a timer, which the engine records as a crasher.
+		hang := time.AfterFunc(fuzzHang, func() { panic(fmt.Sprintf("decode of %d bytes still running after %s", len(b), fuzzHang)) })
+		defer hang.Stop()
 		before := heapAllocs()
 		film, err := Decode(bytes.NewReader(b), int64(len(b)), fuzzLimits)
 		if used := heapAllocs() - before; used > fuzzAllocBound(len(b)) {
