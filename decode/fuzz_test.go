@@ -49,10 +49,9 @@ func heapAllocs() uint64 {
 // failure must carry a reason code, a success must be a well-formed image,
 // and no input may make a decode allocate beyond fuzzAllocBound or run
 // longer than fuzzHang. The seed corpus (testdata/fuzz/FuzzDecode) is
-// synthetic: films in every transfer
-// syntax and the hostile files (seed-*, written by TestWriteFuzzCorpus),
-// and the inputs the fuzzer found interesting in its runs from them
-// (found-*).
+// synthetic: films in every transfer syntax and the hostile files (seed-*,
+// written by TestWriteFuzzCorpus), and the inputs the fuzzer found
+// interesting in its runs from them (found-*).
 func FuzzDecode(f *testing.F) {
 	for _, h := range dicomtest.Hostile() {
 		if len(h.Data) <= 16<<10 {
