@@ -11,16 +11,18 @@ ORT_DIR      := $(CACHE_DIR)/onnxruntime-$(ORT_VERSION)
 ORT_LIB      := $(ORT_DIR)/libonnxruntime.so.1
 BIN          := bin/triaged
 PYTHON       ?= /usr/bin/python3
-# Debian packages the cgo decoders build against.
-DEB_BUILD    := gcc pkg-config libjpeg62-turbo-dev
-# Debian packages the tests need beyond the build (systemd-analyze).
-DEB_TEST     := systemd
+# Debian packages the cgo decoders build against; the run-time libraries
+# (libopenjp2-7, libcharls2, libgdcm3.0) come with them. Only libjpeg is
+# linked: the others are opened at run time (docs/dicom.md).
+DEB_BUILD    := gcc pkg-config libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev libgdcm-dev
+# Reference decoders and encoders the DICOM tests compare with; systemd-analyze.
+DEB_TEST     := dcmtk libopenjp2-tools systemd
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 TEST_FLAGS   ?= -race -count=1 -timeout 40m
 
 export TRIAGED_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build run test deps ort vet fmt clean models split train-% export-% help eval
+.PHONY: all build run test deps test-deps install-debs ort vet fmt clean models split train-% export-% help eval fuzz-decode
 
 all: build
 
@@ -31,7 +33,13 @@ help:
 	@echo "make ort    fetch the ONNX Runtime $(ORT_VERSION) CPU library into $(ORT_DIR)"
 
 deps:
-	@missing=""; for p in $(DEB_BUILD) $(DEB_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_BUILD)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_TEST)"
+
+install-debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "installing build dependencies:$$missing"; \
@@ -54,10 +62,14 @@ run: build ort
 	@echo "drop DICOM films into ./var/incoming; alerts: $(BIN) alerts -follow"
 	$(BIN) run
 
-test: deps ort
+test: deps test-deps ort
 	$(GO) vet ./...
 	$(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) check-packaging
+
+# At least a million executions of the decode fuzz target (docs/dicom.md).
+fuzz-decode: deps
+	$(GO) test ./decode -run '^$$' -fuzz FuzzDecode -fuzztime 1000000x -parallel 2
 
 vet:
 	$(GO) vet ./...

@@ -39,5 +39,5 @@ func JPEG8(data []byte, maxPixels int64) (*Frame, error) {
 	if C.tjd_jpeg8(src, C.ulong(len(data)), (*C.uchar)(unsafe.Pointer(&out[0])), C.ulong(n), &w, &h, &comps, &prec, 0, msg) != 0 {
 		return nil, fmt.Errorf("jpeg: %s", C.GoString(msg))
 	}
-	return &Frame{Width: int(w), Height: int(h), Components: int(comps), Bits: 8, Data8: out}, nil
+	return &Frame{Width: int(w), Height: int(h), Components: int(comps), Bits: 8, Data8: out, RGB: comps == 3}, nil
 }

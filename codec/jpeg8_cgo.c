@@ -5,6 +5,7 @@
 #include <string.h>
 #include <setjmp.h>
 #include <jpeglib.h>
+#include <jerror.h>
 #include "jpeg8_cgo.h"
 
 struct errmgr {
@@ -12,6 +13,7 @@ struct errmgr {
 	jmp_buf jb;
 	char *msg;
 	int msglen;
+	int eof; // the data ran out: jpeg_mem_src fed a fake EOI
 };
 
 static void on_error(j_common_ptr c) {
@@ -22,6 +24,13 @@ static void on_error(j_common_ptr c) {
 
 static void on_message(j_common_ptr c) { (void)c; } // warnings are not errors here
 
+// A truncated codestream is only a warning to libjpeg (it pads the image
+// with gray); here, as in PIL, it is an error.
+static void on_emit(j_common_ptr c, int level) {
+	struct errmgr *e = (struct errmgr *)c->err;
+	if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) e->eof = 1;
+}
+
 int tjd_jpeg8(const unsigned char *src, unsigned long n, unsigned char *out, unsigned long outcap,
               int *w, int *h, int *comps, int *precision, int header_only, char *msg) {
 	struct jpeg_decompress_struct d;
@@ -30,6 +39,8 @@ int tjd_jpeg8(const unsigned char *src, unsigned long n, unsigned char *out, uns
 	d.err = jpeg_std_error(&e.pub);
 	e.pub.error_exit = on_error;
 	e.pub.output_message = on_message;
+	e.pub.emit_message = on_emit;
+	e.eof = 0;
 	e.msg = msg;
 	msg[0] = 0;
 	if (setjmp(e.jb)) {
@@ -62,6 +73,11 @@ int tjd_jpeg8(const unsigned char *src, unsigned long n, unsigned char *out, uns
 	while (d.output_scanline < d.output_height) {
 		JSAMPROW row = out + stride * d.output_scanline;
 		jpeg_read_scanlines(&d, &row, 1);
+		if (e.eof) {
+			snprintf(msg, JMSG_LENGTH_MAX, "JPEG data ends at line %u of %u (truncated)", d.output_scanline, d.output_height);
+			jpeg_destroy_decompress(&d);
+			return -1;
+		}
 	}
 	jpeg_finish_decompress(&d);
 	jpeg_destroy_decompress(&d);

@@ -21,6 +21,7 @@ type Config struct {
 	Triage      Triage      `yaml:"triage"`
 	ONNXRuntime ONNXRuntime `yaml:"onnxruntime"`
 	Decode      Decode      `yaml:"decode"`
+	Route       Route       `yaml:"route"`
 	HTTP        HTTP        `yaml:"http"`
 	Heatmap     Heatmap     `yaml:"heatmap"`
 
@@ -136,6 +137,12 @@ type ONNXRuntime struct {
 
 type Decode struct {
 	MaxPixels int64 `yaml:"max_pixels"`
+	// The limits below bound what one hostile file can make the decoder
+	// do; see docs/dicom.md.
+	MaxHeaderSize       ByteSize `yaml:"max_header_size"`
+	MaxElements         int      `yaml:"max_elements"`
+	MaxSequenceDepth    int      `yaml:"max_sequence_depth"`
+	MaxCompressionRatio int      `yaml:"max_compression_ratio"`
 }
 
 type HTTP struct {
@@ -194,9 +201,16 @@ func Default() *Config {
 			EscalateStat: true,
 		},
 		ONNXRuntime: ONNXRuntime{Device: "cpu"},
-		Decode:      Decode{MaxPixels: 100_000_000},
-		HTTP:        HTTP{Listen: "127.0.0.1:9464"},
-		dir:         ".",
+		Decode: Decode{
+			MaxPixels:           100_000_000,
+			MaxHeaderSize:       16 << 20,
+			MaxElements:         100_000,
+			MaxSequenceDepth:    16,
+			MaxCompressionRatio: 1000,
+		},
+		Route: defaultRoute(),
+		HTTP:  HTTP{Listen: "127.0.0.1:9464"},
+		dir:   ".",
 		Heatmap: Heatmap{
 			Enabled:  true,
 			Bucket:   Bucket{Name: "TRIAGED_HEATMAPS", Replicas: 1, MaxAge: 30 * 24 * time.Hour, Storage: "file"},
@@ -369,6 +383,19 @@ func (c *Config) Validate() Problems {
 	c.validateNATSExtras(add)
 	ps = append(ps, c.validateService()...)
 	c.Heatmap.validate(add)
+	if c.Decode.MaxHeaderSize < 64<<10 || c.Decode.MaxHeaderSize > 1<<30 {
+		add("decode.max_header_size", c.Decode.MaxHeaderSize, "must be between 64KiB and 1GiB")
+	}
+	if c.Decode.MaxElements < 1000 {
+		add("decode.max_elements", c.Decode.MaxElements, "must be at least 1000")
+	}
+	if c.Decode.MaxSequenceDepth < 4 || c.Decode.MaxSequenceDepth > 64 {
+		add("decode.max_sequence_depth", c.Decode.MaxSequenceDepth, "must be between 4 and 64")
+	}
+	if c.Decode.MaxCompressionRatio < 10 {
+		add("decode.max_compression_ratio", c.Decode.MaxCompressionRatio, "must be at least 10")
+	}
+	c.validateRoute(add)
 	return ps
 }
 

@@ -27,7 +27,7 @@ type Analysis struct {
 // priority the film was sent with (DICOM tag or message header).
 func Analyze(ctx context.Context, eng *triage.Engine, r io.Reader, size int64, lim decode.Limits, requested string) (*Analysis, error) {
 	t0 := time.Now()
-	film, err := decode.Decode(r, size, lim)
+	film, err := decode.DecodeContext(ctx, r, size, lim)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/publish"
+	"github.com/triaged/triaged/route"
 	"github.com/triaged/triaged/triage"
 )
 
@@ -53,6 +54,7 @@ type Daemon struct {
 	sources   []source
 	q         *queue
 	limits    decode.Limits
+	route     atomic.Pointer[route.Filter] // swapped by a reload
 	pseudoKey []byte
 	workers   int
 	heat      *heatmapper // nil when heatmap.enabled is false
@@ -76,7 +78,10 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 		}
 	}()
 	d.host, _ = os.Hostname()
-	d.limits = decode.Limits{MaxFileSize: int64(cfg.Ingest.MaxFileSize), MaxPixels: cfg.Decode.MaxPixels}
+	d.limits = DecodeLimits(cfg)
+	d.limits.Budget = decode.NewBudget(int64(cfg.Pipeline.DecodeMemory))
+	d.route.Store(route.New(cfg.Route))
+	logCodecs(log)
 	d.workers = cfg.Pipeline.Workers
 	if d.workers == 0 {
 		d.workers = 2 * runtime.NumCPU()

@@ -3,9 +3,11 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
+	"github.com/triaged/triaged/internal/dicomtest"
 	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -210,5 +213,137 @@ func TestCrashLeftoverIsReprocessedWithoutDuplicate(t *testing.T) {
 		if len(rs) != 1 {
 			t.Fatalf("instance %s has %d results after the replay", uid, len(rs))
 		}
+	}
+}
+
+// skippedEvents returns the skipped events by file name.
+func skippedEvents(t *testing.T, url string) map[string]publish.Event {
+	t.Helper()
+	out := map[string]publish.Event{}
+	for _, m := range testenv.StreamMessages(t, url, "TRIAGED_RESULTS") {
+		if m.Subject != "triaged.skipped" {
+			continue
+		}
+		var e publish.Event
+		json.Unmarshal(m.Data, &e)
+		out[e.Source.File] = e
+	}
+	return out
+}
+
+// Hostile files dropped into a running daemon among good films: each is
+// quarantined with its own reason code (error event and reason file), the
+// good films, oddly named ones included, are all scored, a lateral film is
+// skipped to done/, and nothing is ever written where a tag value points.
+func TestHostileFilesAreQuarantinedWhileGoodFilmsFlow(t *testing.T) {
+	testenv.ORT(t)
+	srv := testenv.NATS(t)
+	cfg := newConfig(t, srv.ClientURL())
+	cfg.Ingest.MaxFileSize = dicomtest.HostileMaxFileSize
+	h := start(t, cfg)
+
+	nih, err := os.ReadFile(testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	film := func(uid string) []byte {
+		im := dicomtest.Good()
+		im.SOPInstanceUID = uid
+		return im.Bytes()
+	}
+	evil := filepath.Join(t.TempDir(), "evil")
+	good := map[string][]byte{
+		"nih.dcm":                nih,
+		"film with spaces.dcm":   film("1.2.826.0.1.3680043.10.1234.9.1"),
+		"ünïcødé.dcm":            film("1.2.826.0.1.3680043.10.1234.9.2"),
+		"-leading-dash.dcm":      film("1.2.826.0.1.3680043.10.1234.9.3"),
+		"new\nline.dcm":          film("1.2.826.0.1.3680043.10.1234.9.4"),
+		"$(touch pwned).dcm":     film("1.2.826.0.1.3680043.10.1234.9.5"),
+		strings.Repeat("n", 250): film("1.2.826.0.1.3680043.10.1234.9.6"),
+		"uid-traversal.dcm":      film("../../../../../../.." + evil),
+	}
+	lateral := dicomtest.Good()
+	lateral.View = "LL"
+	lateral.SOPInstanceUID = "1.2.826.0.1.3680043.10.1234.9.7"
+
+	hostile := dicomtest.Hostile()
+	wantCode := map[string]string{}
+	for i, f := range hostile {
+		drop(t, h.drop, f.Name, f.Data)
+		wantCode[f.Name] = f.Code
+		if i%4 == 0 { // good films keep arriving between hostile ones
+			n := fmt.Sprintf("good-%02d.dcm", i)
+			good[n] = film(fmt.Sprintf("1.2.826.0.1.3680043.10.1234.8.%d", i))
+		}
+	}
+	long := strings.Repeat("h", 250)
+	drop(t, h.drop, long, []byte("not a film"))
+	wantCode[long] = "not_dicom"
+	for n, b := range good {
+		drop(t, h.drop, n, b)
+	}
+	drop(t, h.drop, "lateral.dcm", lateral.Bytes())
+	outside := filepath.Join(t.TempDir(), "outside.dcm")
+	os.WriteFile(outside, nih, 0o644)
+	if err := os.Symlink(outside, filepath.Join(h.drop, "link.dcm")); err != nil {
+		t.Fatal(err)
+	}
+	wantCode["link.dcm"] = "symlink"
+	if err := syscall.Mkfifo(filepath.Join(h.drop, "pipe.dcm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantCode["pipe.dcm"] = "not_regular_file"
+
+	done, failed := filepath.Join(h.drop, "done"), filepath.Join(h.drop, "failed")
+	// A reason file is written under a temporary name first: not a film.
+	quarantined := func(n string) bool { return isFilm(n) && !strings.HasSuffix(n, ".reason.json.tmp") }
+	testenv.Eventually(t, 120*time.Second, "every file handled", func() bool {
+		return count(done, isFilm) == len(good)+1 && count(failed, quarantined) == len(wantCode)
+	})
+	if ents, _ := os.ReadDir(filepath.Join(h.drop, ".processing")); len(ents) != 0 {
+		t.Errorf("%d entries left in processing: %v", len(ents), ents)
+	}
+
+	// Reason files sit beside the quarantined file; a name too long to
+	// take the suffix is shortened, so find them by the name they record.
+	reasons := map[string]struct{ Code, Reason string }{}
+	ents, _ := os.ReadDir(failed)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".reason.json") {
+			b, _ := os.ReadFile(filepath.Join(failed, e.Name()))
+			var r struct{ File, Code, Reason string }
+			json.Unmarshal(b, &r)
+			reasons[r.File] = struct{ Code, Reason string }{r.Code, r.Reason}
+		}
+	}
+	ev := events(t, h.url)
+	for name, code := range wantCode {
+		if got := ev[name].Code; got != code {
+			t.Errorf("%q: error event code %q, want %q (%s)", name, got, code, ev[name].Reason)
+		}
+		if r := reasons[name]; r.Code != code || r.Reason == "" {
+			t.Errorf("%q: reason file says %q (%q), want %q", name, r.Code, r.Reason, code)
+		}
+	}
+	res := results(t, h.url)
+	scored := map[string]bool{}
+	for _, rs := range res {
+		for _, r := range rs {
+			scored[r.Source.File] = true
+		}
+	}
+	for name := range good {
+		if !scored[name] {
+			t.Errorf("good film %q has no result", name)
+		}
+		if _, err := os.Stat(filepath.Join(done, name)); err != nil {
+			t.Errorf("good film %q not in done/: %v", name, err)
+		}
+	}
+	if sk := skippedEvents(t, h.url)["lateral.dcm"]; sk.Code != "route_view_position" || sk.Film == nil || sk.MessageID == "" {
+		t.Errorf("lateral film: skipped event %+v", sk)
+	}
+	if _, err := os.Lstat(evil); err == nil {
+		t.Error("a path was built from the SOP Instance UID")
 	}
 }

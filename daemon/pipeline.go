@@ -20,7 +20,8 @@ type job struct {
 }
 
 // admit reads a film's header (cheap: no pixel data), quarantines what is
-// not a readable DICOM film, and queues the rest by priority.
+// not a readable DICOM film, skips what the routing filter turns away, and
+// queues the rest by priority.
 func (d *Daemon) admit(intake, work context.Context, it Item) {
 	claimed := time.Now()
 	rc, size, err := it.Open()
@@ -37,6 +38,9 @@ func (d *Daemon) admit(intake, work context.Context, it Item) {
 	rc.Close()
 	if err != nil {
 		d.quarantine(work, it, nil, string(decode.CodeOf(err)), decode.Reason(err))
+		return
+	}
+	if !d.routeOrCheck(work, it, h) {
 		return
 	}
 	j := &job{item: it, header: h, claimed: claimed, stat: isStat(h.Priority) || isStat(it.PriorityHint())}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/route"
 	"github.com/triaged/triaged/triage"
 )
 
@@ -24,10 +25,9 @@ type ReloadResult struct {
 }
 
 // reloadable are the config keys (and key prefixes ending in '.') a reload
-// applies at once. Everything else needs a restart. A routing filter
-// belongs here too: compile it in Reload's prepare step, swap it in the
-// commit step with an atomic.Pointer, and add its key.
+// applies at once. Everything else needs a restart.
 var reloadable = []string{
+	"route.",
 	"log.level", // applied by the caller, which owns the logger
 	"triage.",
 	"models",
@@ -87,6 +87,10 @@ func (d *Daemon) Reload(next *config.Config) (*ReloadResult, error) {
 	if next.Pipeline.StallTimeout != cur.Pipeline.StallTimeout {
 		d.svc.stall.Store(int64(next.Pipeline.StallTimeout))
 		res.Applied = append(res.Applied, "pipeline.stall_timeout "+next.Pipeline.StallTimeout.String())
+	}
+	if slices.ContainsFunc(changed, func(p string) bool { return strings.HasPrefix(p, "route.") }) {
+		d.route.Store(route.New(next.Route))
+		res.Applied = append(res.Applied, "routing filter")
 	}
 	if next.Log.Level != cur.Log.Level {
 		res.Applied = append(res.Applied, "log.level "+next.Log.Level)

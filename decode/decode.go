@@ -2,15 +2,12 @@ package decode
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"image"
 	"io"
 	"math"
 	"unsafe"
-
-	"github.com/suyashkumar/dicom"
-	"github.com/suyashkumar/dicom/pkg/tag"
-	"github.com/suyashkumar/dicom/pkg/uid"
 
 	"github.com/triaged/triaged/codec"
 )
@@ -20,72 +17,347 @@ import (
 type Film struct {
 	Header *Header
 	Image  *image.Gray
+	// Display says which transforms made Image (modality, VOI, inversion).
+	Display string
+	frame   *frame
 }
 
-// Decode parses a whole DICOM file and renders its first frame.
+// Decode pre-scans a whole DICOM file, parses its attributes and renders its
+// first frame.
 func Decode(r io.Reader, size int64, lim Limits) (*Film, error) {
-	ds, err := parse(r, size, lim, true)
-	if err != nil {
-		return nil, err
-	}
-	h, err := headerOf(&ds)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.checkImage(lim); err != nil {
-		return nil, err
-	}
-	s, err := firstFrame(h, &ds, lim)
-	if err != nil {
-		return nil, err
-	}
-	return &Film{Header: h, Image: render(h, s)}, nil
+	return DecodeContext(context.Background(), r, size, lim)
 }
 
-// samples is one frame of stored values, in 8- or 16-bit words.
-type samples struct {
-	u8  []uint8
-	u16 []uint16
+// DecodeContext is Decode that gives up waiting for the memory budget when
+// ctx ends.
+func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (film *Film, err error) {
+	defer recoverPanic(&err)
+	lim = lim.withDefaults()
+	ra, err := readerAt(r, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	l, err := scanFile(ra, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	h, err := parseHeader(l)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(h, lim); err != nil {
+		return nil, err
+	}
+	release, err := lim.Budget.acquire(ctx, h.decodeEstimate())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	f, err := firstFrame(h, lim)
+	if err != nil {
+		return nil, err
+	}
+	img, desc, err := render(h, f)
+	if err != nil {
+		return nil, err
+	}
+	return &Film{Header: h, Image: img, Display: desc, frame: f}, nil
 }
 
-func firstFrame(h *Header, ds *dicom.Dataset, lim Limits) (samples, error) {
-	pe := elem(ds, tag.PixelData)
-	if pe == nil {
+// recoverPanic turns a panic anywhere in decoding (a bug this package's
+// tests and fuzzing have not found) into a quarantine with internal_error:
+// decoding touches no shared state, so the daemon can carry on.
+func recoverPanic(err *error) {
+	if p := recover(); p != nil {
+		*err = fail(CodeInternal, "decoder panicked: %v", p)
+	}
+}
+
+// frame is one frame of samples, interleaved, in 8- or 16-bit words.
+type frame struct {
+	w, h, spp int
+	u8        []uint8
+	u16       []uint16
+	// shift moves the stored bits down to bit 0: High Bit + 1 - Bits
+	// Stored for native data; codecs hand back right-aligned samples.
+	shift uint
+	// rgb: the codec already turned color into R, G, B.
+	rgb bool
+}
+
+func (f *frame) at(i int) uint32 {
+	if f.u8 != nil {
+		return uint32(f.u8[i])
+	}
+	return uint32(f.u16[i])
+}
+
+// Check validates a header's image attributes before any pixel buffer is
+// sized from them, and that its transfer syntax is decoded here, so that
+// the pipeline can refuse a film at admission, from its header alone.
+func Check(h *Header, lim Limits) error {
+	lim = lim.withDefaults()
+	l := h.layout
+	if l != nil && l.pixel == nil {
+		if l.otherPixels {
+			return fail(CodeUnsupportedPixels, "float pixel data is not supported")
+		}
 		// A file cut short at an element boundary parses cleanly but has
 		// no pixel data: that must not look like success.
-		return samples{}, fail(CodeNoPixelData, "no Pixel Data element (file truncated?)")
+		return fail(CodeNoPixelData, "no Pixel Data element (file truncated?)")
 	}
-	info, ok := pe.Value.GetValue().(dicom.PixelDataInfo)
-	if !ok {
-		return samples{}, fail(CodeNoPixelData, "Pixel Data element has no pixel value")
+	if h.Rows <= 0 || h.Columns <= 0 || h.Rows > 65535 || h.Columns > 65535 {
+		return fail(CodeBadHeader, "rows %d x columns %d", h.Rows, h.Columns)
 	}
-	if info.IsEncapsulated {
-		return encapsulated(h, info, lim)
+	if int64(h.Rows)*int64(h.Columns) > lim.MaxPixels {
+		return fail(CodeTooManyPixels, "%d x %d pixels exceeds the limit of %d", h.Rows, h.Columns, lim.MaxPixels)
 	}
-	if !info.IntentionallyUnprocessed {
-		return samples{}, fail(CodeNoPixelData, "native Pixel Data was not read")
+	if h.BitsAllocated != 8 && h.BitsAllocated != 16 {
+		return fail(CodeUnsupportedPixels, "bits allocated %d (supported: 8, 16)", h.BitsAllocated)
 	}
-	bo, _, err := uid.ParseTransferSyntaxUID(h.TransferSyntax)
+	if h.BitsStored < 1 || h.BitsStored > h.BitsAllocated {
+		return fail(CodeBadHeader, "bits stored %d with bits allocated %d", h.BitsStored, h.BitsAllocated)
+	}
+	if h.HighBit < h.BitsStored-1 || h.HighBit >= h.BitsAllocated {
+		return fail(CodeBadHeader, "high bit %d with bits stored %d and allocated %d", h.HighBit, h.BitsStored, h.BitsAllocated)
+	}
+	if h.PixelRepresentation != 0 && h.PixelRepresentation != 1 {
+		return fail(CodeBadHeader, "pixel representation %d", h.PixelRepresentation)
+	}
+	if h.NumberOfFrames < 1 {
+		return fail(CodeBadHeader, "number of frames %d", h.NumberOfFrames)
+	}
+	switch h.Photometric {
+	case "MONOCHROME1", "MONOCHROME2":
+		if h.SamplesPerPixel != 1 {
+			return fail(CodeBadHeader, "%s with %d samples per pixel", h.Photometric, h.SamplesPerPixel)
+		}
+	case "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_RCT", "YBR_ICT":
+		if h.SamplesPerPixel != 3 {
+			return fail(CodeBadHeader, "%s with %d samples per pixel", h.Photometric, h.SamplesPerPixel)
+		}
+		if h.BitsStored != 8 || (h.BitsAllocated != 8 && (l == nil || !l.syntax.encaps)) {
+			return fail(CodeUnsupportedPixels, "color with %d of %d bits (supported: 8 of 8)", h.BitsStored, h.BitsAllocated)
+		}
+		if h.PlanarConfiguration != 0 && h.PlanarConfiguration != 1 {
+			return fail(CodeBadHeader, "planar configuration %d", h.PlanarConfiguration)
+		}
+	default:
+		return fail(CodeUnsupportedPixels, "photometric interpretation %q (supported: MONOCHROME1, MONOCHROME2, RGB, YBR)", h.Photometric)
+	}
+	if math.IsNaN(h.RescaleSlope) || math.IsInf(h.RescaleSlope, 0) || math.IsNaN(h.RescaleIntercept) || math.IsInf(h.RescaleIntercept, 0) {
+		return fail(CodeBadHeader, "rescale slope/intercept not finite")
+	}
+	if l != nil && !l.syntax.Supported() {
+		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
+	}
+	return nil
+}
+
+// frameBytes is the size of one native frame, in 64 bits (Check has
+// bounded rows and columns, so it cannot overflow).
+func (h *Header) frameBytes() int64 {
+	n := int64(h.Rows) * int64(h.Columns) * int64(h.SamplesPerPixel) * int64(h.BitsAllocated/8)
+	if h.Photometric == "YBR_FULL_422" || h.Photometric == "YBR_PARTIAL_422" {
+		if h.layout != nil && !h.layout.syntax.encaps {
+			n = n * 2 / 3 // two luma and one pair of chroma samples per two pixels
+		}
+	}
+	return n
+}
+
+// decodeEstimate is the memory a decode of this film needs beyond its
+// header, for the budget.
+func (h *Header) decodeEstimate() int64 {
+	px := int64(h.Rows) * int64(h.Columns)
+	samples := px * int64(h.SamplesPerPixel)
+	in := h.frameBytes() // native frame, or at most this much compressed data
+	decoded, scratch := samples*2, int64(0)
+	if l := h.layout; l != nil && l.pixel != nil && l.pixel.encapsulated {
+		in = 0
+		for _, f := range l.pixel.frags {
+			in += f.n
+		}
+		switch l.syntax.codec {
+		case codecJ2K:
+			scratch = 8 * samples // OpenJPEG's 32-bit component planes and tile buffers
+		case codecJPEG:
+			scratch = 4 * samples // coefficient buffers of multi-scan JPEG
+		default:
+			scratch = samples
+		}
+	}
+	return in + decoded + scratch + px + 1<<20
+}
+
+// firstFrame returns the stored samples of the first frame.
+func firstFrame(h *Header, lim Limits) (*frame, error) {
+	l := h.layout
+	p := l.pixel
+	f := &frame{w: h.Columns, h: h.Rows, spp: h.SamplesPerPixel}
+	if !p.encapsulated {
+		need := h.frameBytes()
+		if p.value.n < need {
+			return nil, fail(CodePixelDataSize, "Pixel Data holds %d bytes, a %dx%d %d-bit frame needs %d", p.value.n, h.Rows, h.Columns, h.BitsAllocated, need)
+		}
+		// A big-endian OW is swapped in pairs: read the frame to an even length.
+		n := min(need+need%2, p.value.n)
+		raw := make([]byte, n)
+		if _, err := l.src.ReadAt(raw, p.value.off); err != nil {
+			return nil, fail(CodeUnreadable, "read pixel data: %v", err)
+		}
+		return nativeFrame(h, f, raw[:need], raw, l.syntax.big, p.vr)
+	}
+	data, err := frameData(h)
 	if err != nil {
-		return samples{}, fail(CodeUnsupportedSyntax, "transfer syntax %q: %v", h.TransferSyntax, err)
+		return nil, err
 	}
-	raw := info.UnprocessedValueData
-	n := h.Rows * h.Columns * h.SamplesPerPixel
-	need := n * h.BitsAllocated / 8
-	if len(raw) < need {
-		return samples{}, fail(CodePixelDataSize, "Pixel Data holds %d bytes, a %dx%d %d-bit frame needs %d", len(raw), h.Rows, h.Columns, h.BitsAllocated, need)
+	want := h.frameBytes()
+	if allowed := max(1<<20, lim.MaxCompressionRatio*int64(len(data))); want > allowed {
+		return nil, fail(CodeDecompressedTooLong, "%d compressed bytes would decode to %d (limit %dx, or 1 MiB)", len(data), want, lim.MaxCompressionRatio)
 	}
-	big := bo == binary.BigEndian
+	if l.syntax.codec == codecRaw {
+		if int64(len(data)) < want {
+			return nil, fail(CodePixelDataSize, "frame fragment holds %d bytes, a %dx%d %d-bit frame needs %d", len(data), h.Rows, h.Columns, h.BitsAllocated, want)
+		}
+		return nativeFrame(h, f, data[:want], data, false, "OB")
+	}
+	dec, ok := codecs[l.syntax.codec]
+	if !ok {
+		return nil, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
+	}
+	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel}, h.BitsAllocated)
+	if err != nil {
+		if codec.IsMissing(err) {
+			return nil, wrap(CodeCodecMissing, err)
+		}
+		return nil, wrap(CodeCodec, err)
+	}
+	if cf.Bits > h.BitsAllocated {
+		return nil, fail(CodeCodec, "codec frame has %d-bit samples, the header allocates %d bits", cf.Bits, h.BitsAllocated)
+	}
+	f.u8, f.u16, f.rgb = cf.Data8, cf.Data16, cf.RGB
+	return f, nil
+}
+
+// codecs decode the compressed syntaxes (tests swap them to simulate a
+// missing library).
+var codecs = map[codecKind]func(data []byte, want codec.Want, bitsAllocated int) (*codec.Frame, error){
+	codecJPEG:   func(d []byte, w codec.Want, _ int) (*codec.Frame, error) { return codec.JPEG(d, w) },
+	codecJPEGLS: func(d []byte, w codec.Want, _ int) (*codec.Frame, error) { return codec.JPEGLS(d, w) },
+	codecJ2K:    func(d []byte, w codec.Want, _ int) (*codec.Frame, error) { return codec.J2K(d, w) },
+	codecRLE:    codec.RLE,
+}
+
+// nativeFrame interprets uncompressed frame bytes. raw is the buffer the
+// frame was read into (possibly one byte longer, for pair swapping).
+func nativeFrame(h *Header, f *frame, b, raw []byte, big bool, vr string) (*frame, error) {
+	f.shift = uint(h.HighBit + 1 - h.BitsStored)
 	if h.BitsAllocated == 8 {
-		u8 := raw[:n]
-		if big && pe.RawValueRepresentation == "OW" {
+		if big && vr == "OW" {
 			// Explicit big endian stores 8-bit samples in OW words, so each
 			// byte pair is swapped relative to sample order.
-			swapPairs(u8)
+			swapPairs(raw[:len(raw)&^1])
 		}
-		return samples{u8: u8}, nil
+		f.u8 = b
+	} else {
+		f.u16 = words(b, big)
 	}
-	return samples{u16: words(raw[:need], big)}, nil
+	if h.SamplesPerPixel == 3 {
+		if h.Photometric == "YBR_FULL_422" || h.Photometric == "YBR_PARTIAL_422" {
+			if h.Columns%2 != 0 {
+				return nil, fail(CodeBadHeader, "%s with an odd number of columns (%d)", h.Photometric, h.Columns)
+			}
+			f.u8 = expand422(f.u8, h.Columns, h.Rows)
+		} else if h.PlanarConfiguration == 1 {
+			f.u8 = interleave(f.u8, h.Columns*h.Rows)
+		}
+	}
+	return f, nil
+}
+
+// expand422 turns Y1 Y2 Cb Cr per pixel pair into Y Cb Cr per pixel.
+func expand422(b []byte, w, h int) []byte {
+	out := make([]byte, 3*w*h)
+	i := 0
+	for y := 0; y < h; y++ {
+		for x := 0; x+1 < w; x += 2 {
+			p := 3 * (y*w + x)
+			out[p], out[p+1], out[p+2] = b[i], b[i+2], b[i+3]
+			out[p+3], out[p+4], out[p+5] = b[i+1], b[i+2], b[i+3]
+			i += 4
+		}
+	}
+	return out
+}
+
+func interleave(b []byte, np int) []byte {
+	out := make([]byte, 3*np)
+	for k := 0; k < 3; k++ {
+		for i := 0; i < np; i++ {
+			out[3*i+k] = b[k*np+i]
+		}
+	}
+	return out
+}
+
+// frameData returns the compressed bytes of the first frame of
+// encapsulated pixel data: all fragments for a single frame; for several,
+// the fragments before the basic offset table's second entry, else one
+// fragment per frame, else the fragments up to the first end-of-codestream
+// marker.
+func frameData(h *Header) ([]byte, error) {
+	l := h.layout
+	p := l.pixel
+	frags := p.frags
+	if len(frags) == 0 {
+		return nil, fail(CodeNoPixelData, "encapsulated Pixel Data has no fragments")
+	}
+	read := func(fs []span) ([]byte, error) {
+		var n int64
+		for _, f := range fs {
+			n += f.n
+		}
+		out := make([]byte, n)
+		o := int64(0)
+		for _, f := range fs {
+			if _, err := l.src.ReadAt(out[o:o+f.n], f.off); err != nil {
+				return nil, fail(CodeUnreadable, "read fragment: %v", err)
+			}
+			o += f.n
+		}
+		return out, nil
+	}
+	if h.NumberOfFrames <= 1 {
+		return read(frags)
+	}
+	if len(p.offsets) >= 8 {
+		second := int64(binary.LittleEndian.Uint32(p.offsets[4:]))
+		base := frags[0].off - 8
+		k := 0
+		for k < len(frags) && frags[k].off-8-base < second {
+			k++
+		}
+		if k > 0 {
+			return read(frags[:k])
+		}
+	}
+	if len(frags) == h.NumberOfFrames || l.syntax.codec == codecRLE || l.syntax.codec == codecRaw {
+		return read(frags[:1])
+	}
+	// JPEG, JPEG-LS and JPEG 2000 codestreams all end with FF D9.
+	var out []byte
+	for _, f := range frags {
+		b, err := read([]span{f})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+		if bytes.HasSuffix(bytes.TrimRight(b, "\x00"), []byte{0xFF, 0xD9}) {
+			break
+		}
+	}
+	return out, nil
 }
 
 // words reinterprets little-endian 16-bit pixel bytes in place rather than
@@ -117,175 +389,3 @@ func swapPairs(b []byte) {
 		b[i], b[i+1] = b[i+1], b[i]
 	}
 }
-
-// frameFragments returns the bytes of the first frame of encapsulated pixel
-// data. The parser hands back every fragment (it skips the offset table), so
-// a single-frame image is all fragments joined.
-func frameFragments(frags [][]byte, frames int) []byte {
-	if len(frags) == 0 {
-		return nil
-	}
-	if frames <= 1 || len(frags) == frames {
-		if frames > 1 || len(frags) == 1 {
-			return frags[0]
-		}
-		return bytes.Join(frags, nil)
-	}
-	// Several frames over more fragments than frames: the first frame ends
-	// with the fragment holding its end-of-image marker.
-	var out []byte
-	for _, f := range frags {
-		out = append(out, f...)
-		t := bytes.TrimRight(f, "\x00")
-		if bytes.HasSuffix(t, []byte{0xFF, 0xD9}) {
-			break
-		}
-	}
-	return out
-}
-
-func encapsulated(h *Header, info dicom.PixelDataInfo, lim Limits) (samples, error) {
-	frags := make([][]byte, 0, len(info.Frames))
-	for _, f := range info.Frames {
-		if f != nil && f.Encapsulated {
-			frags = append(frags, f.EncapsulatedData.Data)
-		}
-	}
-	data := frameFragments(frags, h.NumberOfFrames)
-	if len(data) == 0 {
-		return samples{}, fail(CodeNoPixelData, "encapsulated Pixel Data has no fragments")
-	}
-	dec, ok := decoders[h.TransferSyntax]
-	if !ok {
-		return samples{}, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(h.TransferSyntax))
-	}
-	f, err := dec(data, lim.MaxPixels)
-	if err != nil {
-		return samples{}, wrap(CodeCodec, err)
-	}
-	if f.Width != h.Columns || f.Height != h.Rows {
-		return samples{}, fail(CodeCodec, "codec frame is %dx%d, header says %dx%d", f.Width, f.Height, h.Columns, h.Rows)
-	}
-	if f.Components != h.SamplesPerPixel {
-		return samples{}, fail(CodeCodec, "codec frame has %d components, header says %d samples per pixel", f.Components, h.SamplesPerPixel)
-	}
-	if f.Data16 != nil {
-		return samples{u16: f.Data16}, nil
-	}
-	return samples{u8: f.Data8}, nil
-}
-
-// decoders maps encapsulated transfer syntaxes to codecs.
-var decoders = map[string]func([]byte, int64) (*codec.Frame, error){
-	TSJPEGBaseline: codec.JPEG8,
-}
-
-func tsName(ts string) string {
-	if info, err := uid.Lookup(ts); err == nil {
-		return ts + " (" + info.Name + ")"
-	}
-	return ts
-}
-
-// render maps stored values to a display-ready 8-bit image through a lookup
-// table covering every possible stored value: Modality LUT (rescale), VOI
-// LUT (window, or min-max when the film has none) and MONOCHROME1 inversion.
-func render(h *Header, s samples) *image.Gray {
-	bs := h.BitsStored
-	shift := uint(h.HighBit + 1 - bs)
-	mask := uint32(1)<<bs - 1
-	var flip uint32 // XOR with the sign bit maps two's complement to an offset index
-	lo := 0
-	if h.PixelRepresentation == 1 {
-		flip = 1 << (bs - 1)
-		lo = -int(flip)
-	}
-	index := func(w uint32) uint32 { return ((w >> shift) & mask) ^ flip }
-	n := h.Rows * h.Columns
-
-	var vmin, vmax int
-	if !h.HasWindow {
-		imin, imax := uint32(math.MaxUint32), uint32(0)
-		if s.u8 != nil {
-			for _, w := range s.u8[:n] {
-				i := index(uint32(w))
-				imin, imax = min(imin, i), max(imax, i)
-			}
-		} else {
-			for _, w := range s.u16[:n] {
-				i := index(uint32(w))
-				imin, imax = min(imin, i), max(imax, i)
-			}
-		}
-		vmin, vmax = int(imin)+lo, int(imax)+lo
-	}
-	voi := voiFunc(h, vmin, vmax)
-	invert := h.Photometric == "MONOCHROME1" || h.PresentationLUTShape == "INVERSE"
-	lut := make([]uint8, 1<<bs)
-	for i := range lut {
-		x := float64(i+lo)*h.RescaleSlope + h.RescaleIntercept
-		y := math.Floor(voi(x) + 0.5)
-		v := uint8(max(0, min(255, y)))
-		if invert {
-			v = 255 - v
-		}
-		lut[i] = v
-	}
-	img := image.NewGray(image.Rect(0, 0, h.Columns, h.Rows))
-	out := img.Pix
-	if s.u8 != nil {
-		for i, w := range s.u8[:n] {
-			out[i] = lut[index(uint32(w))]
-		}
-	} else {
-		for i, w := range s.u16[:n] {
-			out[i] = lut[index(uint32(w))]
-		}
-	}
-	return img
-}
-
-// voiFunc returns the VOI transform to 0..255 (before rounding) for the
-// film's window, or a min-max stretch of the modality values.
-func voiFunc(h *Header, vmin, vmax int) func(float64) float64 {
-	if h.HasWindow {
-		c, w := h.WindowCenter, h.WindowWidth
-		switch h.VOILUTFunction {
-		case "LINEAR_EXACT":
-			return func(x float64) float64 {
-				return clamp255(((x-c)/w + 0.5) * 255)
-			}
-		case "SIGMOID":
-			return func(x float64) float64 {
-				return 255 / (1 + math.Exp(-4*(x-c)/w))
-			}
-		default: // LINEAR, PS3.3 C.11.2.1.2.1
-			return func(x float64) float64 {
-				if w <= 1 {
-					if x <= c-0.5 {
-						return 0
-					}
-					return 255
-				}
-				if x <= c-0.5-(w-1)/2 {
-					return 0
-				}
-				if x > c-0.5+(w-1)/2 {
-					return 255
-				}
-				return ((x-(c-0.5))/(w-1) + 0.5) * 255
-			}
-		}
-	}
-	a := float64(vmin)*h.RescaleSlope + h.RescaleIntercept
-	b := float64(vmax)*h.RescaleSlope + h.RescaleIntercept
-	if a > b {
-		a, b = b, a
-	}
-	if b == a {
-		return func(float64) float64 { return 0 }
-	}
-	return func(x float64) float64 { return clamp255((x - a) / (b - a) * 255) }
-}
-
-func clamp255(y float64) float64 { return max(0, min(255, y)) }

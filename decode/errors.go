@@ -28,12 +28,14 @@ const (
 	CodeCodec               Code = "codec_error"
 	CodeCodecMissing        Code = "codec_missing"
 	CodeTooManyPixels       Code = "too_many_pixels"
-	CodeElementTooLong      Code = "element_length"
+	CodeElementLength       Code = "element_length"
 	CodeNotRegularFile      Code = "not_regular_file"
 	CodeSymlink             Code = "symlink"
 	CodeUnreadable          Code = "unreadable"
 	CodeInternal            Code = "internal_error"
 	CodeDecompressedTooLong Code = "decompressed_too_large"
+	CodeHeaderTooLarge      Code = "header_too_large"
+	CodeDecodeMemory        Code = "decode_memory"
 )
 
 // Error is a decode failure with its reason code.
@@ -66,7 +68,8 @@ func Reason(err error) string {
 	return err.Error()
 }
 
-// CodeOf returns the reason code of a decode error, or CodeInternal.
+// CodeOf returns the reason code of a decode error, or CodeInternal for an
+// error that is not a decode error (a bug: every decode failure has a code).
 func CodeOf(err error) Code {
 	var de *Error
 	if errors.As(err, &de) {

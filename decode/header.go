@@ -1,9 +1,8 @@
 package decode
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
+	"encoding/binary"
 	"io"
 	"math"
 	"strconv"
@@ -13,14 +12,57 @@ import (
 	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
-// Limits bound what a single file may make the decoder do.
+// Limits bound what a single file may make the decoder do. Zero fields
+// take their value from DefaultLimits.
 type Limits struct {
 	MaxFileSize int64 // bytes; larger files are refused before parsing
 	MaxPixels   int64 // rows x columns of one frame
+	// MaxHeaderSize bounds the attributes before the pixel data: the part
+	// the DICOM parser reads (and allocates up to about 4x of).
+	MaxHeaderSize int64
+	MaxElements   int // elements and items in the whole file
+	MaxDepth      int // sequence nesting
+	// MaxCompressionRatio bounds a compressed frame's decoded size: at most
+	// this many times its compressed bytes (frames up to 1 MiB always
+	// pass), so a small file cannot claim a huge image.
+	MaxCompressionRatio int64
+	// Budget, if set, is shared by every decode in the process: a decode
+	// waits until its estimated memory fits.
+	Budget *Budget
 }
 
 // DefaultLimits suit chest radiographs with ample margin.
-var DefaultLimits = Limits{MaxFileSize: 512 << 20, MaxPixels: 100_000_000}
+var DefaultLimits = Limits{
+	MaxFileSize:         512 << 20,
+	MaxPixels:           100_000_000,
+	MaxHeaderSize:       16 << 20,
+	MaxElements:         100_000,
+	MaxDepth:            16,
+	MaxCompressionRatio: 1000,
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxFileSize <= 0 {
+		l.MaxFileSize = d.MaxFileSize
+	}
+	if l.MaxPixels <= 0 {
+		l.MaxPixels = d.MaxPixels
+	}
+	if l.MaxHeaderSize <= 0 {
+		l.MaxHeaderSize = d.MaxHeaderSize
+	}
+	if l.MaxElements <= 0 {
+		l.MaxElements = d.MaxElements
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxCompressionRatio <= 0 {
+		l.MaxCompressionRatio = d.MaxCompressionRatio
+	}
+	return l
+}
 
 // Header is what the pipeline needs from a film's attributes. It carries
 // identifiers (UIDs) that belong in result messages, never in logs.
@@ -54,58 +96,125 @@ type Header struct {
 	HasWindow            bool    `json:"has_window"`
 	VOILUTFunction       string  `json:"voi_lut_function,omitempty"`
 	PresentationLUTShape string  `json:"presentation_lut_shape,omitempty"`
+	// ModalityLUT and VOILUT are the first items of the Modality LUT and
+	// VOI LUT Sequences, when present.
+	ModalityLUT *LUT `json:"modality_lut,omitempty"`
+	VOILUT      *LUT `json:"voi_lut,omitempty"`
+
+	layout *layout
 }
 
-// parse runs the DICOM parser over r (size bytes) after checking the
-// preamble. withPixels=false skips the pixel data entirely.
-func parse(r io.Reader, size int64, lim Limits, withPixels bool) (ds dicom.Dataset, err error) {
-	if size == 0 {
-		return ds, fail(CodeEmptyFile, "file is empty")
-	}
-	if lim.MaxFileSize > 0 && size > lim.MaxFileSize {
-		return ds, fail(CodeTooLarge, "file is %d bytes, above the %d byte limit", size, lim.MaxFileSize)
-	}
-	br := bufio.NewReaderSize(r, 64<<10)
-	pre, perr := br.Peek(132)
-	if perr != nil || !bytes.Equal(pre[128:132], []byte("DICM")) {
-		return ds, fail(CodeNotDICOM, "no DICM magic at offset 128 (not a DICOM Part 10 file)")
-	}
-	opts := []dicom.ParseOption{dicom.AllowMismatchPixelDataLength(), dicom.AllowUnknownSpecificCharacterSet()}
-	if withPixels {
-		opts = append(opts, dicom.SkipProcessingPixelDataValue())
-	} else {
-		opts = append(opts, dicom.SkipPixelData())
-	}
-	defer func() {
-		// The parser is third-party code fed untrusted bytes: a panic in it
-		// must quarantine the file, not take the daemon down.
-		if p := recover(); p != nil {
-			err = fail(CodeParse, "DICOM parser panicked: %v", p)
-		}
-	}()
-	ds, err = dicom.Parse(br, size, nil, opts...)
-	if err != nil {
-		if truncation(err) {
-			return ds, fail(CodeTruncated, "file ends inside an element: %v", err)
-		}
-		return ds, fail(CodeParse, "%v", err)
-	}
-	return ds, nil
+// LUT is a lookup table from a Modality or VOI LUT Sequence item.
+type LUT struct {
+	First int      `json:"first_mapped"` // input value of the first entry
+	Bits  int      `json:"bits"`         // bits per entry
+	Data  []uint16 `json:"-"`
 }
 
-// ReadHeader parses the attributes of a film without its pixel data: cheap
-// enough to route and prioritise a film before paying for pixel decode.
-func ReadHeader(r io.Reader, size int64, lim Limits) (*Header, error) {
-	ds, err := parse(r, size, lim, false)
+// ReadHeader pre-scans a file and parses the attributes of a film without
+// its pixel data: cheap enough to route and prioritise a film before paying
+// for pixel decode. A file that the pre-scan refuses (malformed, truncated,
+// hostile) fails here already.
+func ReadHeader(r io.Reader, size int64, lim Limits) (h *Header, err error) {
+	defer recoverPanic(&err)
+	ra, err := readerAt(r, size, lim)
 	if err != nil {
 		return nil, err
 	}
-	return headerOf(&ds)
+	l, err := scanFile(ra, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	return parseHeader(l)
 }
 
-func headerOf(ds *dicom.Dataset) (*Header, error) {
+// readerAt gives random access to a file: files and byte readers have it;
+// anything else is read into memory, which the size limit bounds.
+func readerAt(r io.Reader, size int64, lim Limits) (io.ReaderAt, error) {
+	if ra, ok := r.(io.ReaderAt); ok {
+		return ra, nil
+	}
+	lim = lim.withDefaults()
+	if size > lim.MaxFileSize {
+		return nil, fail(CodeTooLarge, "file is %d bytes, above the %d byte limit", size, lim.MaxFileSize)
+	}
+	b := make([]byte, max(size, 0))
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fail(CodeTruncated, "file shorter than its size: %v", err)
+	}
+	return bytes.NewReader(b), nil
+}
+
+// parseHeader parses the validated attributes before the pixel data. The
+// parser gets a rebuilt file meta group naming the plain syntax that
+// encodes the data set (deflate is already undone, and syntaxes newer than
+// the parser's dictionary would make it fall back to a nil byte order).
+func parseHeader(l *layout) (h *Header, err error) {
+	var buf bytes.Buffer
+	buf.Grow(int(l.pixelAt-l.dataStart) + 512)
+	buf.Write(make([]byte, 128))
+	buf.WriteString("DICM")
+	var meta bytes.Buffer
+	for _, e := range l.meta {
+		if e.tag == 0x00020010 {
+			e.value = []byte(plainSyntax(l.syntax))
+		}
+		writeMeta(&meta, e)
+	}
+	writeMeta(&buf, metaElem{tag: 0x00020000, vr: "UL", value: binary.LittleEndian.AppendUint32(nil, uint32(meta.Len()))})
+	buf.Write(meta.Bytes())
+	if _, err := io.Copy(&buf, io.NewSectionReader(l.src, l.dataStart, l.pixelAt-l.dataStart)); err != nil {
+		return nil, fail(CodeUnreadable, "read attributes: %v", err)
+	}
+	defer func() {
+		// Third-party code fed bytes from outside: whatever the pre-scan
+		// missed must quarantine the file, not take the daemon down.
+		if p := recover(); p != nil {
+			h, err = nil, fail(CodeParse, "DICOM parser panicked: %v", p)
+		}
+	}()
+	ds, err := dicom.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), nil,
+		dicom.AllowUnknownSpecificCharacterSet(), dicom.SkipPixelData())
+	if err != nil {
+		return nil, fail(CodeParse, "%v", err)
+	}
+	h = headerOf(&ds)
+	h.TransferSyntax = l.syntax.UID
+	h.layout = l
+	return h, nil
+}
+
+// plainSyntax is the uncompressed syntax with the data set's encoding.
+func plainSyntax(s Syntax) string {
+	switch {
+	case s.implicit:
+		return TSImplicitLE + "\x00"
+	case s.big:
+		return TSExplicitBE
+	default:
+		return TSExplicitLE + "\x00"
+	}
+}
+
+func writeMeta(w *bytes.Buffer, e metaElem) {
+	v := e.value
+	if len(v)%2 == 1 {
+		v = append(v[:len(v):len(v)], 0)
+	}
+	binary.Write(w, binary.LittleEndian, uint16(e.tag>>16))
+	binary.Write(w, binary.LittleEndian, uint16(e.tag))
+	w.WriteString(e.vr)
+	if longVR(e.vr) {
+		w.Write([]byte{0, 0})
+		binary.Write(w, binary.LittleEndian, uint32(len(v)))
+	} else {
+		binary.Write(w, binary.LittleEndian, uint16(len(v)))
+	}
+	w.Write(v)
+}
+
+func headerOf(ds *dicom.Dataset) *Header {
 	h := &Header{
-		TransferSyntax:       str(ds, tag.TransferSyntaxUID),
 		SOPClassUID:          str(ds, tag.SOPClassUID),
 		SOPInstanceUID:       str(ds, tag.SOPInstanceUID),
 		StudyInstanceUID:     str(ds, tag.StudyInstanceUID),
@@ -139,45 +248,73 @@ func headerOf(ds *dicom.Dataset) (*Header, error) {
 	}
 	c, okc := floatv(ds, tag.WindowCenter)
 	w, okw := floatv(ds, tag.WindowWidth)
-	if okc && okw && w >= 1 {
+	if okc && okw && w > 0 {
 		h.WindowCenter, h.WindowWidth, h.HasWindow = c, w, true
 	}
-	return h, nil
+	h.ModalityLUT = lutOf(ds, tag.ModalityLUTSequence)
+	h.VOILUT = lutOf(ds, tag.VOILUTSequence)
+	return h
 }
 
-// checkImage validates the image attributes before any pixel buffer is
-// sized from them.
-func (h *Header) checkImage(lim Limits) error {
-	if h.Rows <= 0 || h.Columns <= 0 {
-		return fail(CodeBadHeader, "rows %d x columns %d", h.Rows, h.Columns)
+// lutOf reads the first item of a LUT sequence: LUT Descriptor (entries,
+// first mapped value, bits per entry) and LUT Data. A table whose data is
+// shorter than its descriptor says is ignored (nil).
+func lutOf(ds *dicom.Dataset, seq tag.Tag) *LUT {
+	e := elem(ds, seq)
+	if e == nil {
+		return nil
 	}
-	if lim.MaxPixels > 0 && int64(h.Rows)*int64(h.Columns) > lim.MaxPixels {
-		return fail(CodeTooManyPixels, "%d x %d pixels exceeds the limit of %d", h.Rows, h.Columns, lim.MaxPixels)
+	items, ok := e.Value.GetValue().([]*dicom.SequenceItemValue)
+	if !ok || len(items) == 0 {
+		return nil
 	}
-	if h.BitsAllocated != 8 && h.BitsAllocated != 16 {
-		return fail(CodeUnsupportedPixels, "bits allocated %d (supported: 8, 16)", h.BitsAllocated)
+	sub := &dicom.Dataset{Elements: items[0].GetValue().([]*dicom.Element)}
+	desc := elem(sub, tag.LUTDescriptor)
+	data := elem(sub, tag.LUTData)
+	if desc == nil || data == nil {
+		return nil
 	}
-	if h.BitsStored < 1 || h.BitsStored > h.BitsAllocated {
-		return fail(CodeBadHeader, "bits stored %d with bits allocated %d", h.BitsStored, h.BitsAllocated)
+	var d []int
+	switch v := desc.Value.GetValue().(type) {
+	case []int:
+		d = v
+	case []byte:
+		for i := 0; i+1 < len(v); i += 2 {
+			d = append(d, int(binary.LittleEndian.Uint16(v[i:])))
+		}
 	}
-	if h.HighBit < h.BitsStored-1 || h.HighBit >= h.BitsAllocated {
-		return fail(CodeBadHeader, "high bit %d with bits stored %d and allocated %d", h.HighBit, h.BitsStored, h.BitsAllocated)
+	if len(d) < 3 {
+		return nil
 	}
-	if h.NumberOfFrames < 1 {
-		return fail(CodeBadHeader, "number of frames %d", h.NumberOfFrames)
+	n := d[0] & 0xFFFF
+	if n == 0 {
+		n = 65536
 	}
-	switch h.Photometric {
-	case "MONOCHROME1", "MONOCHROME2":
-		if h.SamplesPerPixel != 1 {
-			return fail(CodeBadHeader, "%s with %d samples per pixel", h.Photometric, h.SamplesPerPixel)
+	l := &LUT{First: d[1] & 0xFFFF, Bits: d[2]}
+	if l.Bits < 1 || l.Bits > 16 {
+		return nil
+	}
+	switch v := data.Value.GetValue().(type) {
+	case []int:
+		if len(v) < n {
+			return nil
+		}
+		l.Data = make([]uint16, n)
+		for i := range l.Data {
+			l.Data[i] = uint16(v[i])
+		}
+	case []byte: // OW, which the parser hands over as little-endian words
+		if len(v) < 2*n {
+			return nil
+		}
+		l.Data = make([]uint16, n)
+		for i := range l.Data {
+			l.Data[i] = binary.LittleEndian.Uint16(v[2*i:])
 		}
 	default:
-		return fail(CodeUnsupportedPixels, "photometric interpretation %q", h.Photometric)
+		return nil
 	}
-	if math.IsNaN(h.RescaleSlope) || math.IsInf(h.RescaleSlope, 0) || math.IsNaN(h.RescaleIntercept) || math.IsInf(h.RescaleIntercept, 0) {
-		return fail(CodeBadHeader, "rescale slope/intercept not finite")
-	}
-	return nil
+	return l
 }
 
 func elem(ds *dicom.Dataset, t tag.Tag) *dicom.Element {
@@ -233,7 +370,7 @@ func floatv(ds *dicom.Dataset, t tag.Tag) (float64, bool) {
 	}
 	switch v := e.Value.GetValue().(type) {
 	case []float64:
-		if len(v) > 0 {
+		if len(v) > 0 && !math.IsNaN(v[0]) && !math.IsInf(v[0], 0) {
 			return v[0], true
 		}
 	case []string:
@@ -247,13 +384,4 @@ func floatv(ds *dicom.Dataset, t tag.Tag) (float64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// truncation recognises the parser's ways of saying the file ended early.
-func truncation(err error) bool {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return true
-	}
-	m := err.Error()
-	return strings.Contains(m, "EOF") || strings.Contains(m, "not enough bytes left")
 }

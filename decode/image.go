@@ -15,6 +15,7 @@ import (
 // match the PyTorch reference; color images are reduced with PIL's "L"
 // conversion (ITU-R 601-2 luma).
 func ImageFile(data []byte, lim Limits) (*image.Gray, error) {
+	lim = lim.withDefaults()
 	switch {
 	case len(data) >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF:
 		f, err := codec.JPEG8(data, lim.MaxPixels)

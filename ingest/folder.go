@@ -273,7 +273,13 @@ func (f *Folder) settle(now time.Time) {
 			c.size, c.mtime = st.Size, mt
 		}
 		quiet := now.Sub(c.lastChange)
-		if quiet >= f.o.Settle || (quiet >= 20*time.Millisecond && noWriters(p, st.Mode)) {
+		if quiet < f.o.Settle && quiet < 20*time.Millisecond {
+			continue
+		}
+		// The kernel's word wins: a file someone still has open for writing
+		// is not complete, however long the writer has paused.
+		w := writers(p, st.Mode)
+		if (w == writersNone && quiet >= 20*time.Millisecond) || (w != writersPresent && quiet >= f.o.Settle) {
 			delete(f.pending, name)
 			f.ready = append(f.ready, name)
 			f.readySet[name] = true
@@ -285,24 +291,36 @@ func (f *Folder) settle(now time.Time) {
 	}
 }
 
-// noWriters asks the kernel whether any process has the file open for
-// writing: a read lease is granted only if none has. Where leases are not
-// available (another owner, NFS) it says false and the settle time decides.
-func noWriters(p string, mode uint32) bool {
+// writers asks the kernel whether any process has the file open for
+// writing: a read lease is granted only if none has, and refused with
+// EAGAIN if one has. Where leases are not available (another owner, NFS)
+// the answer is unknown and the settle time decides.
+func writers(p string, mode uint32) writerState {
 	if mode&unix.S_IFMT != unix.S_IFREG {
-		return true // links and special files are not read; they are quarantined
+		return writersNone // links and special files are not read; they are quarantined
 	}
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return writersUnknown
 	}
 	defer unix.Close(fd)
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
-		return false
+		if errors.Is(err, unix.EAGAIN) {
+			return writersPresent
+		}
+		return writersUnknown
 	}
 	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_UNLCK)
-	return true
+	return writersNone
 }
+
+type writerState int
+
+const (
+	writersUnknown writerState = iota
+	writersNone
+	writersPresent
+)
 
 func (f *Folder) signal() {
 	select {
@@ -439,7 +457,7 @@ type Reason struct {
 // Fail moves the file to failed/ beside a reason file saying why.
 func (it *File) Fail(code, reason, daemon string) (string, error) {
 	dir := it.folder.o.FailedDir
-	final := uniqueName(dir, it.name, it.id)
+	final := uniqueName(dir, fitName(it.name, it.id, len(".reason.json.tmp")), it.id)
 	b, _ := json.MarshalIndent(Reason{FilmID: it.id, File: it.name, Code: code, Reason: reason, At: time.Now().UTC(), Daemon: daemon}, "", "  ")
 	rp := filepath.Join(dir, final+".reason.json")
 	if err := writeFileAtomic(rp, append(b, '\n')); err != nil {
@@ -483,14 +501,14 @@ func uniqueName(dir, name, id string) string {
 	if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
 		return name
 	}
-	return name + "." + id
+	return fitName(name, id, len(".reason.json.tmp")+len(id)+1) + "." + id
 }
 
 func moveNoClobber(src, dir, name, id string) (string, error) {
 	dst := filepath.Join(dir, name)
 	err := renameNoReplace(src, dst)
 	if errors.Is(err, os.ErrExist) {
-		dst = filepath.Join(dir, name+"."+id)
+		dst = filepath.Join(dir, fitName(name, id, len(id)+1)+"."+id)
 		err = renameNoReplace(src, dst)
 	}
 	return dst, err

@@ -20,6 +20,7 @@ type command struct {
 var commands = map[string]command{
 	"run":          {"run the daemon (embedded defaults unless -config is given)", cmdRun},
 	"score":        {"score DICOM or image files once and print one JSON result per file", cmdScore},
+	"decode":       {"write what the model sees of a film: display-ready PNG (-o), stored values (-raw), crop (-crop)", cmdDecode},
 	"check-config": {"validate a config file and print every problem", cmdCheckConfig},
 	"version":      {"print the version", cmdVersion},
 	"alerts":       {"print alerts from NATS (-follow to keep tailing)", cmdAlerts},

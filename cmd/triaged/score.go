@@ -44,7 +44,7 @@ func cmdScore(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
-	lim := decode.Limits{MaxFileSize: int64(cfg.Ingest.MaxFileSize), MaxPixels: cfg.Decode.MaxPixels}
+	lim := daemon.DecodeLimits(cfg)
 	host, _ := os.Hostname()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)

@@ -6,6 +6,7 @@ package dicomtest
 
 import (
 	"bytes"
+	"compress/flate"
 	"encoding/binary"
 	"sort"
 	"strconv"
@@ -17,6 +18,7 @@ const (
 	ImplicitLE = "1.2.840.10008.1.2"
 	ExplicitLE = "1.2.840.10008.1.2.1"
 	ExplicitBE = "1.2.840.10008.1.2.2"
+	DeflatedLE = "1.2.840.10008.1.2.1.99"
 )
 
 // Tag builds a tag number.
@@ -67,6 +69,37 @@ func US(tag uint32, vs ...uint16) Elem {
 
 // Raw is an element with raw bytes.
 func Raw(tag uint32, vr string, b []byte) Elem { return Elem{Tag: tag, VR: vr, Value: b, Length: -1} }
+
+// Seq is a sequence of defined length whose items (of defined length) hold
+// the given elements, encoded in explicit VR little endian.
+func Seq(tag uint32, items ...[]Elem) Elem {
+	var b bytes.Buffer
+	for _, it := range items {
+		var ib bytes.Buffer
+		sort.SliceStable(it, func(i, j int) bool { return it[i].Tag < it[j].Tag })
+		for _, e := range it {
+			writeElem(&ib, e, binary.LittleEndian, false)
+		}
+		binary.Write(&b, binary.LittleEndian, uint16(0xFFFE))
+		binary.Write(&b, binary.LittleEndian, uint16(0xE000))
+		binary.Write(&b, binary.LittleEndian, uint32(ib.Len()))
+		b.Write(ib.Bytes())
+	}
+	return Elem{Tag: tag, VR: "SQ", Value: b.Bytes(), Length: -1}
+}
+
+// LUTItem is the item of a Modality or VOI LUT Sequence.
+func LUTItem(first, bits int, data []uint16) []Elem {
+	n := len(data)
+	if n == 65536 {
+		n = 0
+	}
+	w := make([]byte, 2*len(data))
+	for i, v := range data {
+		binary.LittleEndian.PutUint16(w[2*i:], v)
+	}
+	return []Elem{US(Tag(0x0028, 0x3002), uint16(n), uint16(first), uint16(bits)), Raw(Tag(0x0028, 0x3006), "OW", w)}
+}
 
 // Encapsulated is pixel data split into fragments, with an empty basic
 // offset table.
@@ -135,9 +168,17 @@ func (f File) Bytes() []byte {
 		Str(Tag(0x0008, 0x0018), "UI", f.SOPInstanceUID),
 	}, f.Elems...)
 	sort.SliceStable(els, func(i, j int) bool { return els[i].Tag < els[j].Tag })
+	var ds bytes.Buffer
 	for _, e := range els {
-		writeElem(&out, e, bo, implicit)
+		writeElem(&ds, e, bo, implicit)
 	}
+	if f.TransferSyntax == DeflatedLE {
+		zw, _ := flate.NewWriter(&out, flate.BestCompression)
+		zw.Write(ds.Bytes())
+		zw.Close()
+		return out.Bytes()
+	}
+	out.Write(ds.Bytes())
 	return out.Bytes()
 }
 
@@ -201,6 +242,10 @@ type Image struct {
 	Priority            string // Requested Procedure Priority
 	SOPInstanceUID      string
 	Frames              int
+	// SamplesPerPixel is 1 (default) or 3; Pixels then holds interleaved
+	// samples (or planes, with PlanarConfiguration 1).
+	SamplesPerPixel     int
+	PlanarConfiguration int
 	Extra               []Elem
 	// PixelData replaces the encoded pixels (encapsulated data, hostile bytes).
 	PixelData *Elem
@@ -232,11 +277,14 @@ func (im Image) File() File {
 	if im.Frames == 0 {
 		im.Frames = 1
 	}
+	if im.SamplesPerPixel == 0 {
+		im.SamplesPerPixel = 1
+	}
 	els := []Elem{
 		Str(Tag(0x0008, 0x0060), "CS", im.Modality),
 		Str(Tag(0x0020, 0x000D), "UI", "1.2.826.0.1.3680043.10.1234.3"),
 		Str(Tag(0x0020, 0x000E), "UI", "1.2.826.0.1.3680043.10.1234.4"),
-		US(Tag(0x0028, 0x0002), 1),
+		US(Tag(0x0028, 0x0002), uint16(im.SamplesPerPixel)),
 		Str(Tag(0x0028, 0x0004), "CS", im.Photometric),
 		US(Tag(0x0028, 0x0010), uint16(im.Rows)),
 		US(Tag(0x0028, 0x0011), uint16(im.Columns)),
@@ -244,6 +292,9 @@ func (im Image) File() File {
 		US(Tag(0x0028, 0x0101), uint16(im.BitsStored)),
 		US(Tag(0x0028, 0x0102), uint16(im.HighBit)),
 		US(Tag(0x0028, 0x0103), uint16(im.PixelRepresentation)),
+	}
+	if im.SamplesPerPixel > 1 {
+		els = append(els, US(Tag(0x0028, 0x0006), uint16(im.PlanarConfiguration)))
 	}
 	if im.Frames > 1 {
 		els = append(els, Str(Tag(0x0028, 0x0008), "IS", strconv.Itoa(im.Frames)))
@@ -276,7 +327,10 @@ func (im Image) File() File {
 }
 
 func (im Image) nativePixels() Elem {
-	n := im.Rows * im.Columns * im.Frames
+	n := im.Rows * im.Columns * im.Frames * im.SamplesPerPixel
+	if strings.HasSuffix(im.Photometric, "_422") {
+		n = n * 2 / 3
+	}
 	mask := uint32(1)<<im.BitsStored - 1
 	if im.BitsAllocated == 8 {
 		b := make([]byte, n)
