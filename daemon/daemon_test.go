@@ -30,8 +30,10 @@ var supported = []string{
 	"derived/RG1_chest_CR_mono1_explicitLE.dcm",
 }
 
+// harness is a daemon started in this process, stopped when the test ends.
 type harness struct {
 	t      *testing.T
+	d      *daemon.Daemon
 	cfg    *config.Config
 	url    string
 	drop   string
@@ -58,7 +60,7 @@ func start(t *testing.T, cfg *config.Config) *harness {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, cfg: cfg, url: cfg.NATS.URL, drop: cfg.Ingest.Folders[0].Path, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, d: d, cfg: cfg, url: cfg.NATS.URL, drop: cfg.Ingest.Folders[0].Path, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- d.Run(ctx); d.Close() }()
 	select {
 	case <-d.Ready:

@@ -13,10 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/internal/dicomtest"
 	"github.com/triaged/triaged/internal/natstest"
@@ -36,51 +34,6 @@ func natsConfig(t *testing.T, url string) *config.Config {
 	cfg.Ingest.NATS.Backoff = []time.Duration{200 * time.Millisecond}
 	cfg.Ingest.NATS.SpoolDir = t.TempDir()
 	return cfg
-}
-
-// running is a daemon started in this process.
-type running struct {
-	t      *testing.T
-	d      *daemon.Daemon
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func runDaemon(t *testing.T, cfg *config.Config) *running {
-	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	d, err := daemon.New(cfg, log, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{t: t, d: d, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- d.Run(ctx); d.Close() }()
-	select {
-	case <-d.Ready:
-	case err := <-r.done:
-		t.Fatalf("daemon stopped before ready: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *running) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	select {
-	case err := <-r.done:
-		if err != nil {
-			r.t.Errorf("daemon: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		r.t.Error("daemon did not stop")
-	}
 }
 
 func jsClient(t *testing.T, url string) jetstream.JetStream {
@@ -118,7 +71,7 @@ func synthUID(i int) string { return fmt.Sprintf("1.2.826.0.1.3680043.10.1234.77
 func TestNATSIngestToDurableResults(t *testing.T) {
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
-	h := runDaemon(t, natsConfig(t, srv.ClientURL()))
+	h := start(t, natsConfig(t, srv.ClientURL()))
 	js := jsClient(t, srv.ClientURL())
 
 	sub := func(name string, data []byte, object bool, hdr map[string]string) {
@@ -217,7 +170,7 @@ func TestNATSOutageLosesNothing(t *testing.T) {
 	url := srv.ClientURL()
 	cfg := natsConfig(t, url)
 	cfg.Pipeline.Workers = 2
-	h := runDaemon(t, cfg)
+	h := start(t, cfg)
 	js := jsClient(t, url)
 
 	const before, after = 40, 10
@@ -264,7 +217,7 @@ func TestNATSStatFilmsJumpTheBacklog(t *testing.T) {
 	srv := testenv.NATS(t)
 	cfg := natsConfig(t, srv.ClientURL())
 	cfg.Pipeline.Workers = 1
-	runDaemon(t, cfg).stop() // creates the streams; the backlog builds while no daemon runs
+	start(t, cfg).stop() // creates the streams; the backlog builds while no daemon runs
 	js := jsClient(t, srv.ClientURL())
 	const routine = 24
 	for i := range routine {
@@ -275,7 +228,7 @@ func TestNATSStatFilmsJumpTheBacklog(t *testing.T) {
 	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(501), 64, 64, ""), map[string]string{ingest.HeaderPriority: "stat"}, true)
 	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(502), 64, 64, "STAT"), nil, false)
 
-	runDaemon(t, cfg)
+	start(t, cfg)
 	var order []string
 	testenv.Eventually(t, 180*time.Second, "every film scored", func() bool {
 		order = order[:0]

@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
@@ -60,32 +58,6 @@ func copyModel(t *testing.T, version string) string {
 	return dst
 }
 
-func startDaemon(t *testing.T, cfg *config.Config) *daemon.Daemon {
-	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
-	d, err := daemon.New(cfg, log, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		if err := d.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	select {
-	case <-d.Ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready")
-	}
-	return d
-}
 
 // metric sums a counter or gauge family over the series matching labels.
 func metric(t *testing.T, d *daemon.Daemon, name string, labels map[string]string) float64 {
@@ -126,7 +98,7 @@ func TestReloadSwapsModelsWithoutDroppingAFilm(t *testing.T) {
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())
-	d := startDaemon(t, cfg)
+	d := start(t, cfg).d
 	drop := cfg.Ingest.Folders[0].Path
 	oldSet := d.Engine().Set
 
@@ -186,7 +158,7 @@ func TestReloadFoldersAndRejectsBrokenModelsAsAWhole(t *testing.T) {
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())
-	d := startDaemon(t, cfg)
+	d := start(t, cfg).d
 	first := cfg.Ingest.Folders[0].Path
 	second := filepath.Join(t.TempDir(), "second")
 	fs := distinctFilms(t, 3, 100)

@@ -195,18 +195,23 @@ def add_conv_bn(module):
 
 
 @torch.no_grad()
+def _fused(c, bn):
+    """A convolution computing conv c followed by eval-mode batch norm bn."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
+                      c.dilation, c.groups, bias=True)
+    fused.weight.copy_(c.weight * scale.reshape(-1, 1, 1, 1))
+    b = c.bias if c.bias is not None else torch.zeros_like(bn.running_mean)
+    fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
+    return fused
+
+
+@torch.no_grad()
 def fold_conv_bn(module):
     """Replace every ConvBN by a plain Conv2d computing the same eval-mode function."""
     for name, child in module.named_children():
         if isinstance(child, ConvBN):
-            c, bn = child.conv, child.bn
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
-                              c.dilation, c.groups, bias=True)
-            fused.weight.copy_(c.weight * scale.reshape(-1, 1, 1, 1))
-            b = c.bias if c.bias is not None else torch.zeros_like(bn.running_mean)
-            fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
-            setattr(module, name, fused)
+            setattr(module, name, _fused(child.conv, child.bn))
         else:
             fold_conv_bn(child)
 
@@ -241,14 +246,7 @@ def fold_all_bn(model, example=None):
         h.remove()
     mods = dict(model.named_modules())
     for conv_name, bn_name in pairs:
-        c, bn = mods[conv_name], mods[bn_name]
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        fused = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
-                          c.dilation, c.groups, bias=True)
-        fused.weight.copy_(c.weight * scale.reshape(-1, 1, 1, 1))
-        b = c.bias if c.bias is not None else torch.zeros_like(bn.running_mean)
-        fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
-        _set(model, conv_name, fused)
+        _set(model, conv_name, _fused(mods[conv_name], mods[bn_name]))
         _set(model, bn_name, nn.Identity())
     model.train(was_training)
     return len(pairs)
