@@ -232,7 +232,7 @@ func publishCost(ctx context.Context, o Options) (result, alert float64, err err
 		return func() error {
 			i++
 			res := &publish.Result{Schema: publish.ResultSchema, Kind: "result", Priority: "urgent", ModelSet: "ms-bench",
-				Film: publish.Film{SOPInstanceUID: fmt.Sprintf("2.25.%d", i), Rows: 2000, Columns: 2500, TransferSyntax: "1.2.840.10008.1.2.4.90"},
+				Film:   publish.Film{SOPInstanceUID: fmt.Sprintf("2.25.%d", i), Rows: 2000, Columns: 2500, TransferSyntax: "1.2.840.10008.1.2.4.90"},
 				Models: []publish.ModelScore{{Name: "squeezenet1_1", Provider: triage.ProviderCPU, Probability: 0.7}}, Score: 0.7, ScoredAt: time.Now()}
 			_, err := p.PublishResult(ctx, res, positive)
 			return err

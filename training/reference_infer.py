@@ -202,14 +202,25 @@ def main():
     tf = common.eval_transform()
     out = open(a.csv, "w", newline="") if a.csv else sys.stdout
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["file"] + [n for n, _, _ in models] + ["ensemble", "seconds"])
+    # seconds is the whole film; load_s reading and decoding it to the RGB
+    # PIL image, preprocess_s the transform, <model>_s each forward pass.
+    w.writerow(["file"] + [n for n, _, _ in models] + ["ensemble", "seconds", "load_s", "preprocess_s"] +
+               [n + "_s" for n, _, _ in models])
     n, t_all = 0, time.perf_counter()
     with torch.no_grad():
         for path in files_of(a.paths):
             t0 = time.perf_counter()
-            x = tf(load(path)).unsqueeze(0)
-            ps = [float(m(x)[1][0, ci]) for _, ci, m in models]
-            w.writerow([path] + [repr(p) for p in ps] + [repr(sum(ps) / len(ps)), f"{time.perf_counter() - t0:.4f}"])
+            im = load(path)
+            t1 = time.perf_counter()
+            x = tf(im).unsqueeze(0)
+            t2 = time.perf_counter()
+            ps, ts = [], []
+            for _, ci, m in models:
+                t = time.perf_counter()
+                ps.append(float(m(x)[1][0, ci]))
+                ts.append(time.perf_counter() - t)
+            w.writerow([path] + [repr(p) for p in ps] + [repr(sum(ps) / len(ps)), f"{time.perf_counter() - t0:.4f}",
+                                                        f"{t1 - t0:.4f}", f"{t2 - t1:.4f}"] + [f"{t:.4f}" for t in ts])
             n += 1
     dt = time.perf_counter() - t_all
     print(f"# {n} films in {dt:.2f}s: {n / dt if dt else math.nan:.2f} films/s, {a.threads} threads, torch {torch.__version__}",
