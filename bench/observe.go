@@ -141,6 +141,9 @@ type metricsSnapshot struct {
 	stage     map[string][2]float64 // sum, count
 	inference map[string][2]float64
 	batch     [2]float64
+	// Films that left the pipeline (acknowledged, quarantined or released),
+	// and of them quarantined.
+	filmsDone, quarantined float64
 }
 
 func scrape(addr string) (*metricsSnapshot, error) {
@@ -169,6 +172,16 @@ func scrape(addr string) (*metricsSnapshot, error) {
 			}
 			if h := m.GetHistogram(); h != nil {
 				into[key] = [2]float64{h.GetSampleSum(), float64(h.GetSampleCount())}
+			}
+		}
+	}
+	if mf := mfs["triaged_films_total"]; mf != nil {
+		for _, m := range mf.Metric {
+			s.filmsDone += m.GetCounter().GetValue()
+			for _, l := range m.Label {
+				if l.GetName() == "outcome" && l.GetValue() == "quarantined" {
+					s.quarantined += m.GetCounter().GetValue()
+				}
 			}
 		}
 	}

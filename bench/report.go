@@ -96,6 +96,7 @@ type PhaseResult struct {
 type BacklogResult struct {
 	Description string      `json:"description"`
 	Films       int         `json:"films"`
+	FullSize    int         `json:"full_size_films"`
 	FilmBytes   int64       `json:"mean_film_bytes"`
 	ReadyS      float64     `json:"ready_s"`
 	DrainS      float64     `json:"drain_s"`
@@ -320,7 +321,7 @@ func (r *Report) Markdown() string {
 		for _, x := range b.ByProgress {
 			pr = append(pr, fmt.Sprintf("%.0f", mib(x)))
 		}
-		p("Backlog: %d %s, mean %.0f kB. Ready after %.1f s, drained in %.0f s (%.1f films/s, %d errors, %.2f cores); peak RSS %.0f MiB; largest RSS in each tenth of the drain (MiB): %s.\n\n",
+		p("Backlog: %d %s; mean %.0f kB. Ready after %.1f s, drained in %.0f s (%.1f films/s, %d errors, %.2f cores); peak RSS %.0f MiB; largest RSS in each tenth of the drain (MiB): %s.\n\n",
 			b.Films, b.Description, float64(b.FilmBytes)/1e3, b.ReadyS, b.DrainS, b.FilmsPerS, b.Errors, b.DaemonCores, mib(b.PeakRSS), strings.Join(pr, ", "))
 	}
 	var prov []string

@@ -45,6 +45,10 @@ type Options struct {
 	LatencyFilms int           // films of the latency phase
 	NATSSeconds  time.Duration // saturated NATS-intake phase (default setup)
 	Backlog      int           // films of the backlog run
+	// BacklogFullEvery makes every n-th backlog film a full-size film of
+	// the film set (a hard link: the same instance again, deduplicated by
+	// JetStream but decoded and scored like any other). 0: small films only.
+	BacklogFullEvery int
 
 	Reference  bool   // run the PyTorch reference
 	RefFilms   int    // films for the reference (0: the whole film set)
@@ -558,6 +562,23 @@ func runBacklog(ctx context.Context, o Options, logf func(string, ...any)) (*Bac
 	if err != nil {
 		return nil, err
 	}
+	full := 0
+	if o.BacklogFullEvery > 0 {
+		films, err := LoadFilms(o.Films, o.FilmsMax)
+		if err != nil {
+			return nil, err
+		}
+		for i := o.BacklogFullEvery - 1; i < len(paths); i += o.BacklogFullEvery {
+			f := films[full%len(films)]
+			if err := os.Remove(paths[i]); err != nil {
+				return nil, err
+			}
+			if err := os.Link(f.Path, paths[i]); err != nil {
+				return nil, fmt.Errorf("backlog: link a full-size film (the film set and %s must share a filesystem): %w", dir, err)
+			}
+			full++
+		}
+	}
 	var bytes int64
 	for _, p := range paths {
 		if st, err := os.Stat(p); err == nil {
@@ -573,19 +594,26 @@ func runBacklog(ctx context.Context, o Options, logf func(string, ...any)) (*Bac
 	}
 	defer in.proc.Stop()
 	ready := time.Since(t1)
-	nc, err := nats.Connect(in.natsURL)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	// Count stored outcomes: results, and error events (none expected).
+	// The daemon starts on the backlog before the bench can subscribe to
+	// anything, so progress is read from its own counter of films done.
 	var done, errs atomic.Int64
-	sub1, _ := nc.Subscribe("triaged.result", func(*nats.Msg) { done.Add(1) })
-	sub2, _ := nc.Subscribe("triaged.error", func(*nats.Msg) { done.Add(1); errs.Add(1) })
-	sub1.SetPendingLimits(-1, -1)
-	sub2.SetPendingLimits(-1, -1)
-	defer sub1.Unsubscribe()
-	defer sub2.Unsubscribe()
+	poll := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for {
+			if m, err := scrape(in.httpAddr); err == nil {
+				done.Store(int64(m.filmsDone))
+				errs.Store(int64(m.quarantined))
+			}
+			select {
+			case <-poll:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { close(poll); <-pollDone }()
 	cleaner := cleanDone(filepath.Join(drop, "done"))
 	defer cleaner()
 	mem := sampleMemory(in.proc.PID(), 500*time.Millisecond, func() int { return int(done.Load()) })
@@ -614,7 +642,9 @@ func runBacklog(ctx context.Context, o Options, logf func(string, ...any)) (*Bac
 		Films: len(paths), FilmBytes: bytes / int64(len(paths)), ReadyS: round2(ready.Seconds()),
 		DrainS: round2(took.Seconds()), FilmsPerS: round2(float64(len(paths)) / took.Seconds()),
 		Errors: int(errs.Load()), PeakRSS: hwm, DaemonCores: round2((c1 - c0) / took.Seconds()),
-		Description: "small films (the shared JPEGs at their own size, shorter side 256, 12 bits in 16, explicit VR little endian, unique UIDs), all in the drop folder before the daemon starts; shipped defaults (default model, CAM on alerts, occlusion for critical alerts)",
+		Description: fmt.Sprintf("films: %d small ones (the shared JPEGs at their own size, shorter side 256, 12 bits in 16, explicit VR little endian, unique UIDs) and every %dth a full-size film of the film set (%d, hard links: repeated instances, deduplicated on JetStream but decoded and scored), all in the drop folder before the daemon starts; shipped defaults (default model, CAM on alerts, occlusion for critical alerts)",
+			len(paths)-full, o.BacklogFullEvery, full),
+		FullSize: full,
 	}
 	b.ByProgress = rssByProgress(samples, len(paths))
 	b.Samples = samples

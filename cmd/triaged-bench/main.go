@@ -34,6 +34,7 @@ func main() {
 	flag.IntVar(&o.LatencyFilms, "latency-films", 100, "films of the latency phase")
 	flag.DurationVar(&o.NATSSeconds, "nats-seconds", 45*time.Second, "saturated NATS-intake phase (default setup; 0: skip)")
 	flag.IntVar(&o.Backlog, "backlog", 10000, "films of the backlog run (0: skip)")
+	flag.IntVar(&o.BacklogFullEvery, "backlog-full-every", 10, "every n-th backlog film is a full-size film (0: small films only)")
 	flag.BoolVar(&o.Reference, "reference", true, "run the PyTorch reference")
 	flag.IntVar(&o.RefFilms, "ref-films", 0, "films for the reference (0: the whole film set)")
 	flag.StringVar(&o.Python, "python", "/usr/bin/python3", "Python with torch, torchvision, pydicom, gdcm")
