@@ -173,6 +173,21 @@ func (r *Report) finish() {
 	}
 }
 
+// modelLabel names a model directory with its manifest's version, which
+// says when it is an untrained benchmark network (make bench-models).
+func modelLabel(dir string) string {
+	v := "?"
+	if b, err := os.ReadFile(filepath.Join(dir, "manifest.json")); err == nil {
+		var m struct {
+			Version string `json:"version"`
+		}
+		if json.Unmarshal(b, &m) == nil {
+			v = m.Version
+		}
+	}
+	return fmt.Sprintf("`%s` (%s)", filepath.Base(dir), v)
+}
+
 func maxOf(m map[string]float64) float64 {
 	x := 0.0
 	for _, v := range m {
@@ -215,7 +230,11 @@ func (r *Report) Markdown() string {
 	p("- Films: %d generated films (%s), %s, 12 bits stored, mean %.1f MB; the daemon gets unique copies (new SOP Instance UID) in turn.\n",
 		fs.Films, fs.Mix, fs.Size, fs.MeanBytes/1e6)
 	o := r.Options
-	p("- Models: default `%s`; ensemble `%s`.\n", filepath.Base(o.DefaultModel), strings.Join(baseNames(o.Ensemble), "`, `"))
+	var ens []string
+	for _, m := range o.Ensemble {
+		ens = append(ens, modelLabel(m))
+	}
+	p("- Models: default %s; ensemble %s.\n", modelLabel(o.DefaultModel), strings.Join(ens, ", "))
 	if len(o.Ensemble) > 0 && len(o.Ensemble) < 4 {
 		p("- **The ensemble has %d models, not the four of the paper.**\n", len(o.Ensemble))
 	}

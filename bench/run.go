@@ -71,6 +71,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Rate <= 0 {
 		o.Rate = 1
 	}
+	// The daemon resolves relative paths against its config file's folder.
+	for _, p := range []*string{&o.Out, &o.Films, &o.CXR, &o.Root, &o.DefaultModel} {
+		if *p != "" {
+			abs, err := filepath.Abs(*p)
+			if err != nil {
+				return nil, err
+			}
+			*p = abs
+		}
+	}
+	for i, m := range o.Ensemble {
+		abs, err := filepath.Abs(m)
+		if err != nil {
+			return nil, err
+		}
+		o.Ensemble[i] = abs
+	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
