@@ -202,3 +202,45 @@ heatmap-examples: build ort
 # The deletion check of every configured model on every test-split positive.
 heatmap-check: build ort
 	$(BIN) heatmap-check
+
+# --- performance (docs/performance.md): realistic films, end-to-end bench
+.PHONY: films bench bench-quick bench-models bench-deps
+# Python tooling of the bench: the PyTorch reference (pydicom with GDCM for
+# JPEG lossless and JPEG 2000) and the film generator's encoders.
+DEB_BENCH      := python3-torch python3-torchvision python3-onnx python3-pil python3-pydicom python3-gdcm python3-numpy dcmtk libgdcm-tools
+FILMS_DIR      ?= var/films
+FILMS_N        ?= 24
+BENCH_OUT      ?= out/bench
+# The default setup's model, and the ensemble: every committed model, or
+# e.g. BENCH_MODELS=models/squeezenet1_1,var/bench-models/resnet18,... (make bench-models).
+BENCH_DEFAULT_MODEL ?= models/squeezenet1_1
+BENCH_MODELS   ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)
+BENCH_SECONDS  ?= 120s
+BENCH_RATE     ?= 1
+BENCH_LATENCY_FILMS ?= 100
+BENCH_NATS_SECONDS ?= 45s
+BENCH_BACKLOG  ?= 10000
+BENCH_FLAGS    ?=
+
+bench-deps:
+	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_BENCH)"
+
+# Full-size DICOM films (4 transfer syntaxes x FILMS_N images of the test
+# split) into an ignored folder: derived from ../shared/data, never commit them.
+films: bench-deps
+	$(PYTHON) scripts/gen-films.py --out $(FILMS_DIR) --n $(FILMS_N)
+
+# Untrained ResNet18, DenseNet-121, ResNet50 in the exported form, for the
+# ensemble before the trained ones land in models/ (speed does not depend on weights).
+bench-models: bench-deps
+	$(PYTHON) training/bench_models.py --out var/bench-models
+
+bench: build ort films
+	$(GO) build -o bin/triaged-bench ./cmd/triaged-bench
+	bin/triaged-bench -films $(FILMS_DIR) -out $(BENCH_OUT) -default-model $(BENCH_DEFAULT_MODEL) -models "$(BENCH_MODELS)" \
+		-seconds $(BENCH_SECONDS) -rate $(BENCH_RATE) -latency-films $(BENCH_LATENCY_FILMS) -nats-seconds $(BENCH_NATS_SECONDS) \
+		-backlog $(BENCH_BACKLOG) -python $(PYTHON) $(BENCH_FLAGS)
+
+# A few minutes: checks the harness end to end, measures nothing worth quoting.
+bench-quick:
+	$(MAKE) --no-print-directory bench BENCH_FLAGS=-quick BENCH_OUT=out/bench-quick

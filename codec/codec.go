@@ -37,6 +37,9 @@ type Frame struct {
 // limits) allows.
 type Want struct {
 	Width, Height, Components int
+	// Threads a codec may use for this frame (JPEG 2000 only; 0 or 1: one).
+	// The samples do not depend on it.
+	Threads int
 }
 
 func (w Want) check(name string, width, height, comps int) error {

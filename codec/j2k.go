@@ -39,7 +39,7 @@ func J2K(data []byte, want Want) (*Frame, error) {
 	}
 	if C.tc_opj_decode((*C.uchar)(unsafe.Pointer(&data[0])), C.size_t(len(data)), jp2,
 		(*C.ushort)(unsafe.Pointer(&f.Data16[0])), C.size_t(n),
-		C.int(want.Width), C.int(want.Height), C.int(want.Components), &prec, &sgnd, msg, 256) != 0 {
+		C.int(want.Width), C.int(want.Height), C.int(want.Components), C.int(want.Threads), &prec, &sgnd, msg, 256) != 0 {
 		return nil, fmt.Errorf("jpeg 2000: %s", C.GoString(msg))
 	}
 	f.Bits = int(prec)

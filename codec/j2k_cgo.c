@@ -24,6 +24,8 @@ static struct {
 	__typeof__(opj_image_destroy) *image_destroy;
 	__typeof__(opj_stream_destroy) *stream_destroy;
 	__typeof__(opj_destroy_codec) *destroy;
+	// Optional (OpenJPEG >= 2.3): decode code-blocks on several threads.
+	__typeof__(opj_codec_set_threads) *set_threads;
 } F;
 
 int tc_opj_load(const char *soname, char *msg, int msglen) {
@@ -56,6 +58,7 @@ int tc_opj_load(const char *soname, char *msg, int msglen) {
 	OPJ_SYM(stream_destroy, opj_stream_destroy)
 	OPJ_SYM(destroy, opj_destroy_codec)
 #undef OPJ_SYM
+	*(void **)&F.set_threads = dlsym(h, "opj_codec_set_threads");
 	return 0;
 }
 
@@ -120,7 +123,7 @@ static int opj_fail(opj_codec_t *c, opj_stream_t *s, opj_image_t *im, const char
 // to the component's range (lossy decoding can overshoot), signed ones as
 // two's complement.
 int tc_opj_decode(const unsigned char *src, size_t n, int jp2, unsigned short *out, size_t outcap,
-                  int want_w, int want_h, int want_c, int *prec, int *sgnd, char *msg, int msglen) {
+                  int want_w, int want_h, int want_c, int threads, int *prec, int *sgnd, char *msg, int msglen) {
 	struct mem m = {src, n, 0};
 	struct msgbuf mb = {msg, msglen};
 	opj_image_t *im = NULL;
@@ -133,6 +136,9 @@ int tc_opj_decode(const unsigned char *src, size_t n, int jp2, unsigned short *o
 	opj_dparameters_t p;
 	F.defaults(&p);
 	if (!F.setup(c, &p)) return opj_fail(c, NULL, NULL, "setup decoder", msg, msglen);
+	// The output does not depend on the thread count (each code-block and
+	// DWT line is computed the same way); a failure leaves one thread.
+	if (threads > 1 && F.set_threads) F.set_threads(c, threads);
 	opj_stream_t *s = F.stream_create(64 << 10, OPJ_TRUE);
 	if (!s) return opj_fail(c, NULL, NULL, "create stream", msg, msglen);
 	F.set_user_data(s, &m, NULL);

@@ -236,3 +236,18 @@ func (t *trackedItem) Release(after time.Duration) {
 
 // Engine is the scoring engine in force.
 func (d *Daemon) Engine() *triage.Engine { return d.engine.Load() }
+
+// ReadyDetails lists the models in force and the execution provider each
+// runs on (/readyz prints them after "ready"): a GPU host that fell back
+// to the CPU shows it here, not only in the log.
+func (d *Daemon) ReadyDetails() []string {
+	e := d.engine.Load()
+	if e == nil {
+		return nil
+	}
+	out := make([]string, 0, len(e.Models))
+	for _, m := range e.Models {
+		out = append(out, fmt.Sprintf("model %s %s: %s (onnxruntime.device %s)", m.Manifest.Name, m.Manifest.Version, m.Provider, d.svc.current.Load().ONNXRuntime.Device))
+	}
+	return out
+}

@@ -45,3 +45,53 @@ func BenchmarkReadHeader(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeFilms decodes the bench's full-size films (make films),
+// one of each transfer syntax: header (admission's pre-scan and parse), the
+// whole decode with its split reported (frame-ms: codec or native samples,
+// render-ms: display pipeline), and JPEG 2000 on one thread.
+func BenchmarkDecodeFilms(b *testing.B) {
+	dir := testenv.Films(b)
+	seen := map[string]bool{}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.dcm"))
+	for _, p := range paths {
+		syn := strings.TrimSuffix(p[strings.LastIndexByte(p, '-')+1:], ".dcm")
+		if seen[syn] {
+			continue
+		}
+		seen[syn] = true
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(syn+"/header", func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := ReadHeader(bytes.NewReader(data), int64(len(data)), DefaultLimits); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		run := func(name string, lim Limits) {
+			b.Run(syn+"/"+name, func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				var fr, rd float64
+				for i := 0; i < b.N; i++ {
+					f, err := Decode(bytes.NewReader(data), int64(len(data)), lim)
+					if err != nil {
+						b.Fatal(err)
+					}
+					fr += f.Timings.Frame.Seconds() * 1000
+					rd += f.Timings.Render.Seconds() * 1000
+				}
+				b.ReportMetric(fr/float64(b.N), "frame-ms")
+				b.ReportMetric(rd/float64(b.N), "render-ms")
+			})
+		}
+		run("decode", DefaultLimits)
+		if strings.HasPrefix(syn, "j2k") {
+			one := DefaultLimits
+			one.CodecThreads = 1
+			run("decode-1thread", one)
+		}
+	}
+}

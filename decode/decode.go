@@ -7,6 +7,9 @@ import (
 	"image"
 	"io"
 	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/triaged/triaged/codec"
@@ -19,7 +22,17 @@ type Film struct {
 	Image  *image.Gray
 	// Display says which transforms made Image (modality, VOI, inversion).
 	Display string
+	// Timings says where the decode spent its time (for benchmarks and
+	// the bench's stage breakdown).
+	Timings Timings
 	frame   *frame
+}
+
+// Timings split a decode: the pre-scan and header parse, the wait for the
+// decode memory budget, the first frame's samples (codec or native), and
+// the display pipeline.
+type Timings struct {
+	Header, Wait, Frame, Render time.Duration
 }
 
 // Decode pre-scans a whole DICOM file, parses its attributes and renders its
@@ -32,6 +45,7 @@ func Decode(r io.Reader, size int64, lim Limits) (*Film, error) {
 // ctx ends.
 func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (film *Film, err error) {
 	defer recoverPanic(&err)
+	t0 := time.Now()
 	lim = lim.withDefaults()
 	ra, err := readerAt(r, size, lim)
 	if err != nil {
@@ -48,20 +62,30 @@ func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (fi
 	if err := Check(h, lim); err != nil {
 		return nil, err
 	}
+	var tm Timings
+	t1 := time.Now()
+	tm.Header = t1.Sub(t0)
 	release, err := lim.Budget.acquire(ctx, h.decodeEstimate())
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	t2 := time.Now()
+	tm.Wait = t2.Sub(t1)
+	framesInFlight.Add(1)
 	f, err := firstFrame(h, lim)
+	framesInFlight.Add(-1)
 	if err != nil {
 		return nil, err
 	}
+	t3 := time.Now()
+	tm.Frame = t3.Sub(t2)
 	img, desc, err := render(h, f)
 	if err != nil {
 		return nil, err
 	}
-	return &Film{Header: h, Image: img, Display: desc, frame: f}, nil
+	tm.Render = time.Since(t3)
+	return &Film{Header: h, Image: img, Display: desc, Timings: tm, frame: f}, nil
 }
 
 // recoverPanic turns a panic anywhere in decoding (a bug this package's
@@ -226,7 +250,7 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	if !ok {
 		return nil, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
-	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel}, h.BitsAllocated)
+	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim)}, h.BitsAllocated)
 	if err != nil {
 		if codec.IsMissing(err) {
 			return nil, wrap(CodeCodecMissing, err)
@@ -238,6 +262,20 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	}
 	f.u8, f.u16, f.rgb = cf.Data8, cf.Data16, cf.RGB
 	return f, nil
+}
+
+// framesInFlight counts the frames being decoded in this process. A JPEG
+// 2000 frame (the slowest codec, hundreds of milliseconds for a full-size
+// film) decoded while nothing else is gets the idle cores, which cuts a
+// single film's latency; when every core already decodes a film, it gets
+// one thread, as extra threads would add only overhead.
+var framesInFlight atomic.Int32
+
+func codecThreads(lim Limits) int {
+	if lim.CodecThreads > 0 {
+		return lim.CodecThreads
+	}
+	return max(1, runtime.NumCPU()/max(1, int(framesInFlight.Load())))
 }
 
 // codecs decode the compressed syntaxes (tests swap them to simulate a

@@ -29,6 +29,9 @@ type Limits struct {
 	// Budget, if set, is shared by every decode in the process: a decode
 	// waits until its estimated memory fits.
 	Budget *Budget
+	// CodecThreads is the threads a JPEG 2000 frame may use: 0 gives it
+	// the cores no other decode is using (see codecThreads).
+	CodecThreads int
 }
 
 // DefaultLimits suit chest radiographs with ample margin.

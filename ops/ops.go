@@ -29,8 +29,23 @@ func Handler(st Status, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { report(w, st.Health(), "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { report(w, st.Readiness(), "ready") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok := "ready"
+		if d, is := st.(Describer); is {
+			// Lines after the first: probes read the status code only.
+			for _, l := range d.ReadyDetails() {
+				ok += "\n" + l
+			}
+		}
+		report(w, st.Readiness(), ok)
+	})
 	return mux
+}
+
+// Describer is a Status that says more when it is ready (which models run
+// on which execution provider); /readyz prints it after "ready".
+type Describer interface {
+	ReadyDetails() []string
 }
 
 func report(w http.ResponseWriter, reasons []string, ok string) {

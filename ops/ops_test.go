@@ -66,3 +66,22 @@ func TestEndpointsReportReasons(t *testing.T) {
 		t.Fatal("listening twice on one address succeeded")
 	}
 }
+
+type describedStatus struct{ status }
+
+func (describedStatus) ReadyDetails() []string {
+	return []string{"model m 1: CPUExecutionProvider (onnxruntime.device cuda)"}
+}
+
+// A ready daemon lists its models' execution providers after "ready".
+func TestReadyzListsProviders(t *testing.T) {
+	st := &describedStatus{}
+	srv, err := Listen("127.0.0.1:0", Handler(st, http.NotFoundHandler()), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	if c, b := get(t, srv.Addr(), "/readyz"); c != 200 || b != "ready\nmodel m 1: CPUExecutionProvider (onnxruntime.device cuda)\n" {
+		t.Fatalf("readyz %d %q", c, b)
+	}
+}

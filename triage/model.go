@@ -90,6 +90,13 @@ func newSession(data []byte, man *Manifest, outNames []string, o Options) (*ort.
 		if err := opts.SetInterOpNumThreads(1); err != nil {
 			return nil, fmt.Errorf("set inter-op threads: %w", err)
 		}
+		// ONNX Runtime's intra-op threads spin after each parallel section by
+		// default, waiting for more work. The daemon decodes films on the same
+		// cores between inference calls, so spinning only takes CPU from the
+		// decoders: measured on 2 cores with ResNet50, 20% less CPU per film.
+		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("intra-op spinning: %w", err)
+		}
 		if cuda {
 			co, err := ort.NewCUDAProviderOptions()
 			if err != nil {

@@ -300,8 +300,8 @@ func TestServiceNotifyReloadAndDrain(t *testing.T) {
 	if ns.pingsAfter(-1) > ns.pingsAfter(ready) {
 		t.Error("watchdog pinged before READY")
 	}
-	if code, body := c.get(t, "/readyz"); code != 200 {
-		t.Errorf("/readyz after READY: %d %s", code, body)
+	if code, body := c.get(t, "/readyz"); code != 200 || !strings.Contains(body, "squeezenet1_1") || !strings.Contains(body, ": CPUExecutionProvider") {
+		t.Errorf("/readyz after READY (with the models' providers): %d %s", code, body)
 	}
 	if code, body := c.get(t, "/healthz"); code != 200 {
 		t.Errorf("/healthz: %d %s", code, body)

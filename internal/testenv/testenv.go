@@ -150,3 +150,37 @@ func StreamMessages(t testing.TB, url, stream string) []Msg {
 	}
 	return out
 }
+
+// Films returns the full-size film set of the bench (`make films`, or
+// $TRIAGED_FILMS), or skips: it is generated, never committed.
+func Films(t testing.TB) string {
+	t.Helper()
+	d := os.Getenv("TRIAGED_FILMS")
+	if d == "" {
+		d = filepath.Join(Root(), "var", "films")
+	}
+	if ps, _ := filepath.Glob(filepath.Join(d, "*.dcm")); len(ps) == 0 {
+		t.Skipf("skipping: no generated films in %s (make films)", d)
+	}
+	return d
+}
+
+// AllModels returns the committed models and, for benchmarks, the untrained
+// ones of `make bench-models` (var/bench-models) whose architecture is not
+// committed yet.
+func AllModels(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	have := map[string]bool{}
+	for _, dir := range []string{filepath.Join(Root(), "models"), filepath.Join(Root(), "var", "bench-models")} {
+		ms, _ := filepath.Glob(filepath.Join(dir, "*", "manifest.json"))
+		for _, m := range ms {
+			d := filepath.Dir(m)
+			if !have[filepath.Base(d)] {
+				have[filepath.Base(d)] = true
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
