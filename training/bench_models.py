@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 
-import onnx
 import torch
 
 import common
@@ -50,20 +49,7 @@ def export(arch, out, data_dir, seed):
     common.fold_all_bn(model)
     os.makedirs(out, exist_ok=True)
     onnx_path = os.path.join(out, "model.onnx")
-    x = torch.zeros(2, 3, 224, 224)
-    torch.onnx.export(model, x, onnx_path, input_names=[common.INPUT_NAME], output_names=common.OUTPUT_NAMES,
-                      dynamic_axes={n: {0: "batch"} for n in [common.INPUT_NAME] + common.OUTPUT_NAMES},
-                      opset_version=13, do_constant_folding=True)
-    onnx.checker.check_model(onnx.load(onnx_path))
-    # The PyTorch reference rebuilds the network from the ONNX file; make
-    # sure it gets this one back, as export.py does.
-    probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    rebuilt = common.load_onnx_weights(common.folded(arch), onnx_path)
-    if not torch.allclose(rebuilt(probe)[0], model(probe)[0], atol=1e-5):
-        raise SystemExit(f"{arch}: the network rebuilt from the ONNX file differs from the exported one")
-    with torch.no_grad():
-        feat_shape = list(model(x)[2].shape[1:])
-        cam_shape = list(model(x)[3].shape[1:])
+    feat_shape, cam_shape = common.export_onnx(model, arch, onnx_path, atol=1e-5)
     manifest = {
         "schema": "triaged.model/v1",
         "name": arch,

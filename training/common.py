@@ -310,3 +310,27 @@ def load_onnx_weights(model, onnx_path):
         raise SystemExit(f"{onnx_path}: no initializer for {missing[:5]} ... ({len(missing)} missing)")
     model.load_state_dict(new)
     return model
+
+
+def export_onnx(model, arch, onnx_path, atol=0.0):
+    """Export a folded model with a dynamic batch axis and the four outputs.
+
+    The PyTorch reference rebuilds the network from the ONNX file alone, so
+    the rebuilt one is checked against the exported one here (bit-identical
+    with atol 0). Returns the per-image shapes of the features and cam outputs.
+    """
+    import onnx
+    x = torch.zeros(2, 3, 224, 224)
+    torch.onnx.export(model, x, onnx_path, input_names=[INPUT_NAME], output_names=OUTPUT_NAMES,
+                      dynamic_axes={n: {0: "batch"} for n in [INPUT_NAME] + OUTPUT_NAMES},
+                      opset_version=13, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(onnx_path))
+    probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        rebuilt = load_onnx_weights(folded(arch), onnx_path)(probe)[0]
+        got = model(probe)[0]
+        ok = torch.equal(rebuilt, got) if atol == 0 else torch.allclose(rebuilt, got, atol=atol)
+        if not ok:
+            raise SystemExit(f"{arch}: the network rebuilt from the ONNX file differs from the exported one")
+        out = model(x)
+    return list(out[2].shape[1:]), list(out[3].shape[1:])

@@ -22,7 +22,6 @@ import json
 import math
 import os
 
-import onnx
 import torch
 
 import common
@@ -84,19 +83,7 @@ def main():
     common.fold_all_bn(model)   # conv+BN pairs, keeping module names (see common.fold_all_bn)
 
     onnx_path = os.path.join(out, "model.onnx")
-    x = torch.zeros(2, 3, 224, 224)
-    torch.onnx.export(model, x, onnx_path, input_names=[common.INPUT_NAME], output_names=common.OUTPUT_NAMES,
-                      dynamic_axes={n: {0: "batch"} for n in [common.INPUT_NAME] + common.OUTPUT_NAMES},
-                      opset_version=13, do_constant_folding=True)
-    onnx.checker.check_model(onnx.load(onnx_path))
-    # The reference script rebuilds the network from the ONNX file alone;
-    # check here that it gets exactly this model back.
-    probe = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    rebuilt = common.load_onnx_weights(common.folded(a.arch), onnx_path)
-    if not torch.equal(rebuilt(probe)[0], model(probe)[0]):
-        raise SystemExit("the network rebuilt from the ONNX file differs from the exported one")
-    feat_shape = list(model(x)[2].shape[1:])
-    cam_shape = list(model(x)[3].shape[1:])
+    feat_shape, cam_shape = common.export_onnx(model, a.arch, onnx_path)
 
     split = common.load_split(a.split)
     rows = common.read_labels(a.data)
