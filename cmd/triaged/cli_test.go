@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,6 +46,40 @@ func TestCheckConfigAcceptsDefaultsAndExample(t *testing.T) {
 		if code, out, errs := run("check-config", "-config", p); code != 0 {
 			t.Errorf("%s: exit %d\n%s%s", p, code, out, errs)
 		}
+	}
+}
+
+// The shipped four-model example config runs the paper's ensemble: every
+// model scores the film and the result's score is their mean.
+func TestScoreWithTheFourModelEnsemble(t *testing.T) {
+	testenv.ORT(t)
+	film := testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")
+	code, out, errs := run("score", "-config", filepath.Join(testenv.Root(), "config", "examples", "ensemble.yaml"), film)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	var r struct {
+		Score  float64 `json:"score"`
+		Models []struct {
+			Name        string  `json:"name"`
+			Probability float64 `json:"probability"`
+		} `json:"models"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	names, sum := map[string]bool{}, 0.0
+	for _, m := range r.Models {
+		names[m.Name] = true
+		sum += m.Probability
+	}
+	for _, want := range []string{"squeezenet1_1", "resnet18", "densenet121", "resnet50"} {
+		if !names[want] {
+			t.Errorf("no %s score in %s", want, out)
+		}
+	}
+	if len(r.Models) != 4 || math.Abs(sum/4-r.Score) > 1e-6 {
+		t.Errorf("ensemble score %v is not the mean of its models': %s", r.Score, out)
 	}
 }
 
