@@ -100,10 +100,14 @@ type Folder struct {
 type Pipeline struct {
 	// Workers is the number of films in flight at once (decode, score,
 	// publish). 0 means 2 x CPUs.
-	Workers       int           `yaml:"workers"`
-	QueueCapacity int           `yaml:"queue_capacity"`
-	DecodeMemory  ByteSize      `yaml:"decode_memory"`
-	DrainTimeout  time.Duration `yaml:"drain_timeout"`
+	Workers       int      `yaml:"workers"`
+	QueueCapacity int      `yaml:"queue_capacity"`
+	DecodeMemory  ByteSize `yaml:"decode_memory"`
+	// MemoryLimit is the Go runtime's soft memory limit (the collector runs
+	// harder as the heap nears it; nothing fails). 0: GOMEMLIMIT, else 3/4
+	// of the cgroup's memory.max (systemd's MemoryMax), else none.
+	MemoryLimit  ByteSize      `yaml:"memory_limit"`
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// StallTimeout: a pipeline that has films in flight and has finished
 	// none (and made no attempt to publish) for this long is wedged; the
 	// systemd watchdog then goes unfed and /healthz fails.
@@ -330,6 +334,9 @@ func (c *Config) Validate() Problems {
 	}
 	if c.Pipeline.QueueCapacity < 1 {
 		add("pipeline.queue_capacity", c.Pipeline.QueueCapacity, "must be at least 1")
+	}
+	if c.Pipeline.MemoryLimit != 0 && c.Pipeline.MemoryLimit < 256<<20 {
+		add("pipeline.memory_limit", c.Pipeline.MemoryLimit, "must be 0 (automatic) or at least 256MiB")
 	}
 	if c.Pipeline.DecodeMemory < 64<<20 {
 		add("pipeline.decode_memory", c.Pipeline.DecodeMemory, "must be at least 64MiB")

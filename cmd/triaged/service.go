@@ -38,6 +38,7 @@ func serve(cfgPath string, cfg *config.Config, stderr io.Writer) int {
 	gate := newLevelGate(stderr, cfg.Log.Level)
 	log := newLogger(gate, "trace") // the gate filters, so a reload can change the level
 	log.Info().Str("version", version).Str("config", describeConfig(cfgPath)).Msg("starting")
+	applyMemoryLimit(cfg.Pipeline, log)
 	sd := sdnotify.FromEnv()
 	notify := func(a ...string) {
 		if err := sd.Notify(a...); err != nil {
