@@ -185,9 +185,10 @@ check-packaging: verify-unit deb
 	@echo "check-packaging: OK"
 
 # --- evaluation (needs ../shared/data)
-EVAL_MODELS ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)
+# The four models and the ensemble, with the ensemble's own thresholds.
+EVAL_CONFIG ?= config/examples/ensemble.yaml
 eval: build ort
-	$(BIN) eval -labels ../shared/data/cxr/labels.csv -split models/split.json -set test -models $(EVAL_MODELS) -out out/eval
+	$(BIN) eval -config $(EVAL_CONFIG) -labels ../shared/data/cxr/labels.csv -split models/split.json -set test -out out/eval
 
 # --- heatmaps (docs/heatmaps.md)
 .PHONY: heatmap-examples heatmap-check
