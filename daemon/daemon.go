@@ -133,15 +133,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 	}
 
 	for _, fc := range cfg.Ingest.Folders {
-		f, err := ingest.OpenFolder(ingest.FolderOptions{
-			Path:           cfg.Resolve(fc.Path),
-			ProcessingDir:  cfg.Resolve(fc.ProcessingDir),
-			DoneDir:        cfg.Resolve(fc.DoneDir),
-			FailedDir:      cfg.Resolve(fc.FailedDir),
-			Settle:         cfg.Ingest.Settle,
-			RescanInterval: cfg.Ingest.RescanInterval,
-			Log:            log,
-		})
+		o := folderOptions(cfg, fc)
+		o.Log = log
+		f, err := ingest.OpenFolder(o)
 		if err != nil {
 			return d, err
 		}

@@ -47,21 +47,6 @@ func jsClient(t *testing.T, url string) jetstream.JetStream {
 	return js
 }
 
-func streamLen(t *testing.T, js jetstream.JetStream, name string) uint64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		return 1 << 62
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 1 << 62
-	}
-	return info.State.Msgs
-}
-
 func synthUID(i int) string { return fmt.Sprintf("1.2.826.0.1.3680043.10.1234.77.%d", i) }
 
 // Films arrive over NATS inline and through the object store; each scored
@@ -105,7 +90,7 @@ func TestNATSIngestToDurableResults(t *testing.T) {
 	wantBad := map[string]string{"notes.txt": "not_dicom", "truncated.dcm": "truncated", "missing.ref": "object_missing", "garbled.ref": "bad_reference"}
 
 	testenv.Eventually(t, 120*time.Second, "every film handled", func() bool {
-		return len(results(t, srv.ClientURL())) == 8 && len(events(t, srv.ClientURL())) == 4 && streamLen(t, js, "TRIAGED_INGEST") == 0
+		return len(results(t, srv.ClientURL())) == 8 && len(events(t, srv.ClientURL())) == 4 && natstest.StreamLen(js, "TRIAGED_INGEST") == 0
 	})
 	for uid, rs := range results(t, srv.ClientURL()) {
 		if len(rs) != 1 {
@@ -194,7 +179,7 @@ func TestNATSOutageLosesNothing(t *testing.T) {
 		natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(i), 256, 256, ""), nil, i%4 == 0)
 	}
 	testenv.Eventually(t, 120*time.Second, "every film scored", func() bool {
-		return len(results(t, url)) == before+after+1 && streamLen(t, js, "TRIAGED_INGEST") == 0
+		return len(results(t, url)) == before+after+1 && natstest.StreamLen(js, "TRIAGED_INGEST") == 0
 	})
 	for uid, rs := range results(t, url) {
 		if len(rs) != 1 {

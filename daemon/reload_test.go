@@ -58,7 +58,6 @@ func copyModel(t *testing.T, version string) string {
 	return dst
 }
 
-
 // metric sums a counter or gauge family over the series matching labels.
 func metric(t *testing.T, d *daemon.Daemon, name string, labels map[string]string) float64 {
 	t.Helper()

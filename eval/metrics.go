@@ -60,58 +60,46 @@ type Point struct {
 // ROC returns the ROC curve (x = 1-specificity, y = sensitivity) from the
 // highest threshold down, one point per distinct score.
 func ROC(s []Scored) []Point {
-	xs := sortedDesc(s)
-	var P, N float64
-	for _, x := range xs {
-		if x.Positive {
-			P++
-		} else {
-			N++
-		}
-	}
+	steps, P, N := cumulative(s)
 	pts := []Point{{Threshold: math.Inf(1), X: 0, Y: 0}}
-	var tp, fp float64
-	for i := 0; i < len(xs); {
-		j := i
-		for j < len(xs) && xs[j].Score == xs[i].Score {
-			if xs[j].Positive {
-				tp++
-			} else {
-				fp++
-			}
-			j++
-		}
-		pts = append(pts, Point{Threshold: xs[i].Score, X: safeDiv(fp, N), Y: safeDiv(tp, P)})
-		i = j
+	for _, c := range steps {
+		pts = append(pts, Point{Threshold: c.threshold, X: safeDiv(c.fp, N), Y: safeDiv(c.tp, P)})
 	}
 	return pts
 }
 
 // PR returns the precision-recall curve (x = recall, y = precision).
 func PR(s []Scored) []Point {
-	xs := sortedDesc(s)
-	var P float64
-	for _, x := range xs {
-		if x.Positive {
-			P++
-		}
-	}
+	steps, P, _ := cumulative(s)
 	var pts []Point
+	for _, c := range steps {
+		pts = append(pts, Point{Threshold: c.threshold, X: safeDiv(c.tp, P), Y: safeDiv(c.tp, c.tp+c.fp)})
+	}
+	return pts
+}
+
+// count is how many positives and negatives score at or above threshold.
+type count struct{ threshold, tp, fp float64 }
+
+// cumulative walks the scores from the highest down, one count per
+// distinct score; the last count's totals are the numbers of positives P
+// and negatives N.
+func cumulative(s []Scored) (counts []count, P, N float64) {
+	xs := sortedDesc(s)
 	var tp, fp float64
 	for i := 0; i < len(xs); {
 		j := i
-		for j < len(xs) && xs[j].Score == xs[i].Score {
+		for ; j < len(xs) && xs[j].Score == xs[i].Score; j++ {
 			if xs[j].Positive {
 				tp++
 			} else {
 				fp++
 			}
-			j++
 		}
-		pts = append(pts, Point{Threshold: xs[i].Score, X: safeDiv(tp, P), Y: safeDiv(tp, tp+fp)})
+		counts = append(counts, count{xs[i].Score, tp, fp})
 		i = j
 	}
-	return pts
+	return counts, tp, fp
 }
 
 // AveragePrecision is sum over thresholds of (R_n - R_{n-1}) * P_n, the

@@ -66,15 +66,7 @@ const idSep = "--"
 // the drop folder's filesystem (claims and moves must be atomic renames) and
 // picks up whatever a previous run left in processing.
 func OpenFolder(o FolderOptions) (*Folder, error) {
-	if o.ProcessingDir == "" {
-		o.ProcessingDir = filepath.Join(o.Path, ".processing")
-	}
-	if o.DoneDir == "" {
-		o.DoneDir = filepath.Join(o.Path, "done")
-	}
-	if o.FailedDir == "" {
-		o.FailedDir = filepath.Join(o.Path, "failed")
-	}
+	o = o.WithDefaults()
 	if o.Settle < 0 {
 		o.Settle = 0
 	}

@@ -31,6 +31,21 @@ func natsURL(cfg *config.Config, override string) string {
 	return "nats://" + cfg.NATS.Embedded.Listen
 }
 
+// dialJetStream connects an operator tool to the daemon's NATS with the
+// configured security.
+func dialJetStream(cfg *config.Config, server, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := bus.Dial(natsURL(cfg, server), name, daemon.NATSSecurity(cfg), opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
 func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("alerts", stderr)
 	cfgPath := fs.String("config", "", "config file (NATS address, subject prefix, stream names)")
@@ -47,17 +62,12 @@ func cmdAlerts(args []string, stdout, stderr io.Writer) int {
 		reportConfigError(stderr, err)
 		return 1
 	}
-	nc, err := bus.Dial(natsURL(cfg, *server), "triaged alerts", daemon.NATSSecurity(cfg), nats.MaxReconnects(-1))
+	nc, js, err := dialJetStream(cfg, *server, "triaged alerts", nats.MaxReconnects(-1))
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(stderr, "triaged: %v\n", err)
-		return 1
-	}
 	if *save != "" {
 		if err := os.MkdirAll(*save, 0o750); err != nil {
 			fmt.Fprintf(stderr, "triaged: %v\n", err)

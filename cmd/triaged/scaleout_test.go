@@ -215,7 +215,7 @@ func TestFleetOnAClusterLosesNothingAndDoublesNothing(t *testing.T) {
 	var res map[string][]publish.Result
 	// Cheap checks while waiting (stream counts); the full read once.
 	testenv.Eventually(t, 150*time.Second, "every film handled", func() bool {
-		return streamState(t, js, "TRIAGED_INGEST") == 0 && streamState(t, js, "TRIAGED_RESULTS") >= uint64(total+len(wantBad))
+		return natstest.StreamLen(js, "TRIAGED_INGEST") == 0 && natstest.StreamLen(js, "TRIAGED_RESULTS") >= uint64(total+len(wantBad))
 	})
 	res = fleetResults(t, urls, "TRIAGED_RESULTS")
 	t.Logf("%d films scored by the fleet in %s since start", total, time.Since(start).Round(time.Millisecond))
@@ -349,20 +349,6 @@ func consumerInfo(t *testing.T, js jetstream.JetStream) *jetstream.ConsumerInfo 
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-func streamState(t *testing.T, js jetstream.JetStream, name string) uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		return 1 << 62
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 1 << 62
-	}
-	return info.State.Msgs
 }
 
 // fleetResults reads results (or alerts) by instance.

@@ -20,9 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/ingest"
 )
 
@@ -88,17 +86,12 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	nc, err := bus.Dial(natsURL(cfg, *server), "triaged submit", daemon.NATSSecurity(cfg))
+	nc, js, err := dialJetStream(cfg, *server, "triaged submit")
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		fmt.Fprintf(stderr, "triaged: %v\n", err)
-		return 1
-	}
 	limit := nc.MaxPayload() - submitHeadroom
 	if *inlineMax != "auto" {
 		v, err := config.ParseByteSize(*inlineMax)

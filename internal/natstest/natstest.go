@@ -184,3 +184,20 @@ func (c *Cluster) URLs() string {
 	}
 	return strings.Join(u, ",")
 }
+
+// StreamLen is the number of messages in a stream, or an impossible count
+// (1<<62) while the stream cannot be read, so a wait for "at least N" keeps
+// waiting through a node's restart.
+func StreamLen(js jetstream.JetStream, name string) uint64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return 1 << 62
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 1 << 62
+	}
+	return info.State.Msgs
+}
