@@ -25,7 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/triaged/triaged/ingest"
+	jsingest "github.com/triaged/triaged/ingest/jetstream"
 )
 
 // Options configure a bench run. Zero durations and counts skip their part.
@@ -337,11 +337,11 @@ func (d *natsDropper) drop(ctx context.Context) error {
 	if _, err := d.obs.PutBytes(ctx, name, data); err != nil {
 		return fmt.Errorf("upload film: %w", err)
 	}
-	ref, _ := json.Marshal(ingest.ObjectRef{Schema: ingest.ObjectRefSchema, Bucket: "TRIAGED_FILMS", Name: name, Size: int64(len(data)), SHA256: name})
+	ref, _ := json.Marshal(jsingest.ObjectRef{Schema: jsingest.ObjectRefSchema, Bucket: "TRIAGED_FILMS", Name: name, Size: int64(len(data)), SHA256: name})
 	m := nats.NewMsg("triaged.ingest")
 	m.Data = ref
 	m.Header.Set(nats.MsgIdHdr, name)
-	m.Header.Set(ingest.HeaderFilename, fmt.Sprintf("bench-%s.dcm", uid[len(uid)-6:]))
+	m.Header.Set(jsingest.HeaderFilename, fmt.Sprintf("bench-%s.dcm", uid[len(uid)-6:]))
 	d.tr.dropped(uid, f, time.Now())
 	if _, err := d.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("publish film reference: %w", err)

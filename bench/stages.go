@@ -217,7 +217,7 @@ func publishCost(ctx context.Context, o Options) (result, alert float64, err err
 		return 0, 0, err
 	}
 	defer nc.Close()
-	so := publish.StreamOptions{Replicas: 1, MaxAge: time.Hour, DuplicateWindow: time.Hour}
+	so := bus.StreamSpec{Replicas: 1, MaxAge: time.Hour, DuplicateWindow: time.Hour}
 	rs, as := so, so
 	rs.Name, as.Name = "R", "A"
 	p, err := publish.New(nc, publish.Options{Prefix: "triaged", Results: rs, Alerts: as, ManageStreams: true, Timeout: 10 * time.Second})

@@ -34,6 +34,8 @@ import (
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/ingest/folder"
+	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/publish"
 	"github.com/triaged/triaged/route"
 	"github.com/triaged/triaged/triage"
@@ -51,13 +53,15 @@ type Daemon struct {
 	nc        *nats.Conn
 	natsState *bus.State
 	srv       *server.Server // embedded NATS, if any
-	sources   []source
+	sources   []ingest.Intake
 	q         *queue
 	limits    decode.Limits
 	route     atomic.Pointer[route.Filter] // swapped by a reload
 	pseudoKey []byte
 	workers   int
 	heat      *heatmapper // nil when heatmap.enabled is false
+
+	beforeProcess func(context.Context) // WithBeforeProcess; nil in production
 
 	// Ready is closed once the daemon has connected, verified its streams,
 	// loaded its models and finished the start-up scan of its sources.
@@ -67,18 +71,31 @@ type Daemon struct {
 	svc service // readiness, watchdog, metrics, reload (service.go)
 }
 
+// Option changes how New builds a daemon.
+type Option func(*Daemon)
+
+// WithBeforeProcess runs f in each worker before it decodes a film. It
+// exists for fault tests that must reproduce a wedged disk or a hung
+// accelerator in the real binary; production code never sets it.
+func WithBeforeProcess(f func(ctx context.Context)) Option {
+	return func(d *Daemon) { d.beforeProcess = f }
+}
+
 // New provisions everything the pipeline needs and fails fast, with the
 // reason, if anything is missing: models (checked against their sha256),
 // NATS (embedded or external) and streams, drop folders.
-func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err error) {
+func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option) (d *Daemon, err error) {
 	d = &Daemon{cfg: cfg, log: log, version: version, Ready: make(chan struct{})}
+	for _, o := range opts {
+		o(d)
+	}
 	defer func() {
 		if err != nil {
 			d.Close()
 		}
 	}()
 	d.host, _ = os.Hostname()
-	d.limits = DecodeLimits(cfg)
+	d.limits = provision.DecodeLimits(cfg)
 	d.limits.Budget = decode.NewBudget(int64(cfg.Pipeline.DecodeMemory))
 	d.route.Store(route.New(cfg.Route))
 	logCodecs(log)
@@ -94,7 +111,7 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 		d.pseudoKey = []byte(strings.TrimSpace(string(k)))
 	}
 
-	eng, err := NewEngine(cfg, log)
+	eng, err := provision.Engine(cfg, log)
 	if err != nil {
 		return d, err
 	}
@@ -115,11 +132,11 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 		extra = append(extra, nats.InProcessServer(d.srv))
 		log.Info().Str("url", url).Str("store_dir", cfg.Resolve(cfg.NATS.Embedded.StoreDir)).Msg("embedded NATS server with JetStream started")
 	}
-	d.nc, d.natsState, err = bus.Connect(bus.ConnectOptions{URL: url, Name: cfg.NATS.Name, Timeout: cfg.NATS.ConnectTimeout, Security: NATSSecurity(cfg), Extra: extra}, log)
+	d.nc, d.natsState, err = bus.Connect(bus.ConnectOptions{URL: url, Name: cfg.NATS.Name, Timeout: cfg.NATS.ConnectTimeout, Security: provision.NATSSecurity(cfg), Extra: extra}, log)
 	if err != nil {
 		return d, err
 	}
-	d.pub, err = publish.New(d.nc, publishOptions(cfg))
+	d.pub, err = publish.New(d.nc, provision.Publisher(cfg))
 	if err != nil {
 		return d, err
 	}
@@ -133,13 +150,13 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 	}
 
 	for _, fc := range cfg.Ingest.Folders {
-		o := folderOptions(cfg, fc)
-		o.Log = log
-		f, err := ingest.OpenFolder(o)
+		o := provision.Folder(cfg, fc)
+		o.Log, o.Daemon = log, version
+		f, err := folder.Open(o)
 		if err != nil {
 			return d, err
 		}
-		d.sources = append(d.sources, &folderSource{f: f, version: version})
+		d.sources = append(d.sources, f)
 	}
 	if cfg.Ingest.NATS.Enabled {
 		ns, err := d.openNATSIngest(ctx)
@@ -151,50 +168,6 @@ func New(cfg *config.Config, log zerolog.Logger, version string) (d *Daemon, err
 	d.q = newQueue(cfg.Pipeline.QueueCapacity)
 	d.initService()
 	return d, nil
-}
-
-// NewEngine loads the configured models.
-func NewEngine(cfg *config.Config, log zerolog.Logger) (*triage.Engine, error) {
-	dirs := make([]string, len(cfg.Models))
-	for i, m := range cfg.Models {
-		dirs[i] = cfg.Resolve(m.Path)
-	}
-	eng, err := triage.NewEngine(dirs, triage.Options{
-		Library:        cfg.ONNXRuntime.Library,
-		Device:         cfg.ONNXRuntime.Device,
-		CUDADeviceID:   cfg.ONNXRuntime.CUDADeviceID,
-		IntraOpThreads: cfg.ONNXRuntime.IntraOpThreads,
-		Log:            log,
-	}, triage.EngineOptions{
-		BatchSize:    cfg.Triage.BatchSize,
-		BatchWait:    cfg.Triage.BatchWait,
-		Urgent:       cfg.Triage.UrgentThreshold,
-		Critical:     cfg.Triage.CriticalThreshold,
-		EscalateStat: cfg.Triage.EscalateStat,
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range eng.Models {
-		log.Info().Str("model", m.Manifest.Name).Str("version", m.Manifest.Version).Str("provider", m.Provider).
-			Str("sha256", m.Manifest.SHA256[:12]).Msg("model loaded")
-	}
-	log.Info().Str("model_set", eng.Set).Float64("urgent", eng.Thresholds.Urgent).Float64("critical", eng.Thresholds.Critical).
-		Str("thresholds_from", eng.Thresholds.CalibratedOn).Str("onnxruntime", triage.RuntimeVersion()).Msg("scoring engine ready")
-	return eng, nil
-}
-
-func publishOptions(cfg *config.Config) publish.Options {
-	so := func(s config.Stream) publish.StreamOptions {
-		return publish.StreamOptions{Name: s.Name, Replicas: s.Replicas, MaxAge: s.MaxAge, DuplicateWindow: s.DuplicateWindow, Memory: s.Storage == "memory"}
-	}
-	return publish.Options{
-		Prefix:        cfg.NATS.SubjectPrefix,
-		Results:       so(cfg.NATS.ResultStream),
-		Alerts:        so(cfg.NATS.AlertStream),
-		ManageStreams: cfg.NATS.ManageStreams,
-		Timeout:       cfg.NATS.PublishTimeout,
-	}
 }
 
 // ClientURL is the NATS URL the daemon is connected to.
@@ -210,7 +183,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer stopWork()
 
 	var srcWG, admitWG, workWG sync.WaitGroup
-	admitCh := make(chan Item)
+	admitCh := make(chan ingest.Film)
 	errCh := make(chan error, len(d.sources)+1)
 	// Sources run under contexts of their own so a reload can add and
 	// remove drop folders (sources.go).

@@ -113,14 +113,7 @@ func drop(t *testing.T, dir, name string, data []byte) {
 func results(t *testing.T, url string) map[string][]publish.Result {
 	t.Helper()
 	out := map[string][]publish.Result{}
-	for _, m := range testenv.StreamMessages(t, url, "TRIAGED_RESULTS") {
-		if m.Subject != "triaged.result" {
-			continue
-		}
-		var r publish.Result
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range testenv.Stored[publish.Result](t, url, "TRIAGED_RESULTS", "triaged.result") {
 		out[r.Film.SOPInstanceUID] = append(out[r.Film.SOPInstanceUID], r)
 	}
 	return out
@@ -129,12 +122,7 @@ func results(t *testing.T, url string) map[string][]publish.Result {
 func events(t *testing.T, url string) map[string]publish.Event {
 	t.Helper()
 	out := map[string]publish.Event{}
-	for _, m := range testenv.StreamMessages(t, url, "TRIAGED_RESULTS") {
-		if m.Subject != "triaged.error" {
-			continue
-		}
-		var e publish.Event
-		json.Unmarshal(m.Data, &e)
+	for _, e := range testenv.Stored[publish.Event](t, url, "TRIAGED_RESULTS", "triaged.error") {
 		out[e.Source.File] = e
 	}
 	return out
@@ -222,12 +210,7 @@ func TestCrashLeftoverIsReprocessedWithoutDuplicate(t *testing.T) {
 func skippedEvents(t *testing.T, url string) map[string]publish.Event {
 	t.Helper()
 	out := map[string]publish.Event{}
-	for _, m := range testenv.StreamMessages(t, url, "TRIAGED_RESULTS") {
-		if m.Subject != "triaged.skipped" {
-			continue
-		}
-		var e publish.Event
-		json.Unmarshal(m.Data, &e)
+	for _, e := range testenv.Stored[publish.Event](t, url, "TRIAGED_RESULTS", "triaged.skipped") {
 		out[e.Source.File] = e
 	}
 	return out

@@ -10,8 +10,11 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/film"
 	"github.com/triaged/triaged/heatmap"
+	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/preprocess"
+	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/publish"
 	"github.com/triaged/triaged/triage"
 )
@@ -70,34 +73,12 @@ type filmHeatmaps struct {
 	inline  bool   // an occlusion map was attached to the alert itself
 }
 
-// HeatmapOptions turns the heatmap configuration into rendering and
-// occlusion settings.
-func HeatmapOptions(hc config.Heatmap) (heatmap.RenderOptions, heatmap.Occlusion, error) {
-	cm, err := heatmap.ColormapByName(hc.Colormap)
-	if err != nil {
-		return heatmap.RenderOptions{}, heatmap.Occlusion{}, fmt.Errorf("heatmap.colormap: %w", err)
-	}
-	fill, err := heatmap.ParseFill(hc.Occlusion.Fill)
-	if err != nil {
-		return heatmap.RenderOptions{}, heatmap.Occlusion{}, fmt.Errorf("heatmap.occlusion.fill: %w", err)
-	}
-	ro := heatmap.RenderOptions{MaxSide: hc.MaxSide, MinSide: min(heatmap.DefaultRender.MinSide, hc.MaxSide), Alpha: hc.Alpha, Colormap: cm}
-	occ := heatmap.Occlusion{Size: hc.Occlusion.Size, Stride: hc.Occlusion.Stride, Fill: fill, BatchSize: hc.Occlusion.BatchSize}
-	if err := ro.Check(); err != nil {
-		return ro, occ, fmt.Errorf("heatmap: %w", err)
-	}
-	if err := occ.Check(); err != nil {
-		return ro, occ, fmt.Errorf("heatmap.occlusion: %w", err)
-	}
-	return ro, occ, nil
-}
-
 func newHeatmapper(ctx context.Context, cfg *config.Config, pub *publish.Publisher) (*heatmapper, error) {
 	hc := cfg.Heatmap
 	if !hc.Enabled {
 		return nil, nil
 	}
-	ro, occ, err := HeatmapOptions(hc)
+	ro, occ, err := provision.Heatmap(hc)
 	if err != nil {
 		return nil, err
 	}
@@ -108,9 +89,7 @@ func newHeatmapper(ctx context.Context, cfg *config.Config, pub *publish.Publish
 		queue:  make(chan *occlusionJob, hc.Occlusion.MaxPending),
 		slots:  make(chan struct{}, hc.Occlusion.MaxPending),
 	}
-	h.att, err = pub.EnsureBucket(ctx, publish.BucketOptions{
-		Name: hc.Bucket.Name, Replicas: hc.Bucket.Replicas, MaxAge: hc.Bucket.MaxAge, Memory: hc.Bucket.Storage == "memory",
-	})
+	h.att, err = pub.EnsureBucket(ctx, provision.HeatmapBucket(hc))
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +174,7 @@ func (h *heatmapper) submit(j *occlusionJob) bool {
 // always, the occlusion map if its priority has a budget and it is ready in
 // time (else r says it is pending). Heatmaps that cannot be made are noted
 // in r, never fail the film; an error means ctx ended while storing them.
-func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.Engine, a *Analysis, r *publish.Result) (*filmHeatmaps, error) {
+func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.Engine, a *film.Analysis, r *publish.Result) (*filmHeatmaps, error) {
 	h := d.heat
 	if h == nil || !a.Priority.Positive() || a.Display == nil {
 		return nil, nil
@@ -337,7 +316,7 @@ func (d *Daemon) storeHeatmap(ctx context.Context, fh *filmHeatmaps, m *heatmap.
 // settleHeatmaps runs after the alert is stored. It reports whether the
 // film is now owned by a late update (or was released), in which case the
 // caller must not acknowledge it.
-func (d *Daemon) settleHeatmaps(ctx context.Context, log zerolog.Logger, it Item, r *publish.Result, fh *filmHeatmaps, alertDup bool) bool {
+func (d *Daemon) settleHeatmaps(ctx context.Context, log zerolog.Logger, it ingest.Film, r *publish.Result, fh *filmHeatmaps, alertDup bool) bool {
 	if fh == nil {
 		return false
 	}
@@ -371,7 +350,7 @@ func (d *Daemon) settleHeatmaps(ctx context.Context, log zerolog.Logger, it Item
 // alert's update and only then acknowledges the film. If the daemon stops
 // first the film is released: the next start processes it again, the
 // alert deduplicates and the update is sent then.
-func (d *Daemon) lateOcclusion(ctx context.Context, log zerolog.Logger, it Item, r *publish.Result, fh *filmHeatmaps) {
+func (d *Daemon) lateOcclusion(ctx context.Context, log zerolog.Logger, it ingest.Film, r *publish.Result, fh *filmHeatmaps) {
 	t0 := time.Now()
 	select {
 	case <-fh.late.done:

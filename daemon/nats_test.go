@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/ingest"
+	jsingest "github.com/triaged/triaged/ingest/jetstream"
 	"github.com/triaged/triaged/internal/dicomtest"
 	"github.com/triaged/triaged/internal/natstest"
 	"github.com/triaged/triaged/internal/testenv"
@@ -63,8 +62,8 @@ func TestNATSIngestToDurableResults(t *testing.T) {
 		if hdr == nil {
 			hdr = map[string]string{}
 		}
-		hdr[ingest.HeaderFilename] = name
-		hdr[ingest.HeaderSource] = "test-pacs"
+		hdr[jsingest.HeaderFilename] = name
+		hdr[jsingest.HeaderSource] = "test-pacs"
 		natstest.Submit(t, js, ingestSubject, filmBucket, data, hdr, object)
 	}
 	real := map[string]bool{ // film -> through the object store
@@ -110,9 +109,9 @@ func TestNATSIngestToDurableResults(t *testing.T) {
 		t.Errorf("dead letters: %d, want %d", len(dead), len(wantBad))
 	}
 	for _, m := range dead {
-		name := m.Header.Get(ingest.HeaderFilename)
-		if c := m.Header.Get(ingest.HeaderDLCode); c != wantBad[name] || m.Header.Get(ingest.HeaderDLReason) == "" {
-			t.Errorf("dead letter %s: code %q reason %q", name, c, m.Header.Get(ingest.HeaderDLReason))
+		name := m.Header.Get(jsingest.HeaderFilename)
+		if c := m.Header.Get(jsingest.HeaderDLCode); c != wantBad[name] || m.Header.Get(jsingest.HeaderDLReason) == "" {
+			t.Errorf("dead letter %s: code %q reason %q", name, c, m.Header.Get(jsingest.HeaderDLReason))
 		}
 	}
 	st := h.d.IngestStats(context.Background())
@@ -169,7 +168,7 @@ func TestNATSOutageLosesNothing(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the daemon sees the outage", func() bool { return !h.d.NATSConnected() })
 	drop(t, cfg.Ingest.Folders[0].Path, "during-outage.dcm", dicomtest.Film(synthUID(1000), 64, 64, ""))
 	time.Sleep(2 * cfg.Ingest.NATS.AckWait) // long enough for ack waits to run out
-	if !slices.ContainsFunc(h.d.IngestStats(context.Background()), func(s ingest.Stats) bool { return s.InfoError != "" }) {
+	if !slices.ContainsFunc(h.d.IngestStats(context.Background()), func(s jsingest.Stats) bool { return s.InfoError != "" }) {
 		t.Error("ingest stats during the outage should say the consumer is unreachable")
 	}
 
@@ -209,20 +208,16 @@ func TestNATSStatFilmsJumpTheBacklog(t *testing.T) {
 		natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(i), 700, 700, ""), nil, false)
 	}
 	stat := map[string]bool{synthUID(500): true, synthUID(501): true, synthUID(502): true}
-	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(500), 64, 64, ""), map[string]string{ingest.HeaderPriority: "STAT"}, false)
-	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(501), 64, 64, ""), map[string]string{ingest.HeaderPriority: "stat"}, true)
+	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(500), 64, 64, ""), map[string]string{jsingest.HeaderPriority: "STAT"}, false)
+	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(501), 64, 64, ""), map[string]string{jsingest.HeaderPriority: "stat"}, true)
 	natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(502), 64, 64, "STAT"), nil, false)
 
 	start(t, cfg)
 	var order []string
 	testenv.Eventually(t, 180*time.Second, "every film scored", func() bool {
 		order = order[:0]
-		for _, m := range testenv.StreamMessages(t, srv.ClientURL(), "TRIAGED_RESULTS") {
-			if m.Subject == "triaged.result" {
-				var r publish.Result
-				json.Unmarshal(m.Data, &r)
-				order = append(order, r.Film.SOPInstanceUID)
-			}
+		for _, r := range testenv.Stored[publish.Result](t, srv.ClientURL(), "TRIAGED_RESULTS", "triaged.result") {
+			order = append(order, r.Film.SOPInstanceUID)
 		}
 		return len(order) == routine+len(stat)
 	})

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"github.com/triaged/triaged/film"
 	"time"
 
 	"github.com/triaged/triaged/metrics"
@@ -8,7 +9,7 @@ import (
 )
 
 // observeResult records a scored film's metrics once its result is stored.
-func (d *Daemon) observeResult(a *Analysis, r *publish.Result, duplicate bool, publishing time.Duration) {
+func (d *Daemon) observeResult(a *film.Analysis, r *publish.Result, duplicate bool, publishing time.Duration) {
 	m := d.svc.metrics
 	if m == nil {
 		return

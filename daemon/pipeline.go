@@ -6,13 +6,15 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/decode"
-	"github.com/triaged/triaged/internal/failpoint"
+	"github.com/triaged/triaged/film"
+	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/publish"
+	"github.com/triaged/triaged/triage"
 )
 
 // job is an admitted film waiting for (or in) a worker.
 type job struct {
-	item    Item
+	item    ingest.Film
 	header  *decode.Header
 	stat    bool
 	seq     uint64
@@ -22,16 +24,16 @@ type job struct {
 // admit reads a film's header (cheap: no pixel data), quarantines what is
 // not a readable DICOM film, skips what the routing filter turns away, and
 // queues the rest by priority.
-func (d *Daemon) admit(intake, work context.Context, it Item) {
+func (d *Daemon) admit(intake, work context.Context, it ingest.Film) {
 	claimed := time.Now()
 	rc, size, err := it.Open()
 	if err != nil {
-		if transient(err) {
+		if ingest.Transient(err) {
 			d.log.Warn().Str("film_id", it.ID()).Err(err).Msg("cannot read the film now; it will be retried")
 			it.Release(time.Second)
 			return
 		}
-		d.quarantine(work, it, nil, openCode(err), err.Error())
+		d.quarantine(work, it, nil, ingest.CodeOf(err), err.Error())
 		return
 	}
 	h, err := decode.ReadHeader(rc, size, d.limits)
@@ -43,23 +45,17 @@ func (d *Daemon) admit(intake, work context.Context, it Item) {
 	if !d.routeOrCheck(work, it, h) {
 		return
 	}
-	j := &job{item: it, header: h, claimed: claimed, stat: isStat(h.Priority) || isStat(it.PriorityHint())}
+	j := &job{item: it, header: h, claimed: claimed, stat: triage.IsStat(h.Priority) || triage.IsStat(it.PriorityHint())}
 	if err := d.q.push(intake, j); err != nil {
 		it.Release(0)
 	}
 }
 
-func isStat(p string) bool {
-	switch p {
-	case "STAT", "HIGH", "URGENT", "CRITICAL":
-		return true
-	}
-	return false
-}
-
 // process takes one admitted film to a durable result and acknowledges it.
 func (d *Daemon) process(ctx context.Context, j *job) {
-	failpoint.Inject(ctx, "daemon.process")
+	if d.beforeProcess != nil {
+		d.beforeProcess(ctx)
+	}
 	it := j.item
 	log := d.log.With().Str("film_id", it.ID()).Logger()
 	if p := d.pseudonym(j.header.SOPInstanceUID); p != "" {
@@ -69,23 +65,23 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 
 	rc, size, err := it.Open()
 	if err != nil {
-		if transient(err) {
+		if ingest.Transient(err) {
 			log.Warn().Err(err).Msg("cannot read the film now; it will be retried")
 			it.Release(time.Second)
 			return
 		}
-		d.quarantine(ctx, it, j.header, openCode(err), err.Error())
+		d.quarantine(ctx, it, j.header, ingest.CodeOf(err), err.Error())
 		return
 	}
 	requested := j.header.Priority
-	if isStat(it.PriorityHint()) {
-		requested = "STAT"
+	if hint := it.PriorityHint(); triage.IsStat(hint) {
+		requested = hint
 	}
 	// The engine is held until the film is done, so a reload that swaps in
 	// new models closes the old ones only after this film.
 	eng, release := d.acquireEngine()
 	defer release()
-	a, err := Analyze(ctx, eng, rc, size, d.limits, requested)
+	a, err := film.Analyze(ctx, eng, rc, size, d.limits, requested)
 	rc.Close()
 	if err != nil {
 		var de *decode.Error
@@ -145,7 +141,7 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 
 // quarantine publishes an error event and then moves the film aside. The
 // reason strings come from the decoder and never carry attribute values.
-func (d *Daemon) quarantine(ctx context.Context, it Item, h *decode.Header, code, reason string) {
+func (d *Daemon) quarantine(ctx context.Context, it ingest.Film, h *decode.Header, code, reason string) {
 	ev := &publish.Event{
 		Schema:    publish.EventSchema,
 		Kind:      "error",
@@ -158,7 +154,7 @@ func (d *Daemon) quarantine(ctx context.Context, it Item, h *decode.Header, code
 		Host:      d.host,
 	}
 	if h != nil {
-		f := filmOf(h)
+		f := film.Of(h)
 		ev.Film = &f
 	}
 	if err := d.durably(ctx, "publish error event", func(ctx context.Context) error {
@@ -197,22 +193,6 @@ func (d *Daemon) durably(ctx context.Context, what string, fn func(context.Conte
 			return errors.Join(err, ctx.Err())
 		}
 		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func filmOf(h *decode.Header) publish.Film {
-	return publish.Film{
-		StudyInstanceUID:  h.StudyInstanceUID,
-		SeriesInstanceUID: h.SeriesInstanceUID,
-		SOPInstanceUID:    h.SOPInstanceUID,
-		SOPClassUID:       h.SOPClassUID,
-		Modality:          h.Modality,
-		BodyPart:          h.BodyPart,
-		ViewPosition:      h.ViewPosition,
-		DICOMPriority:     h.Priority,
-		TransferSyntax:    h.TransferSyntax,
-		Rows:              h.Rows,
-		Columns:           h.Columns,
 	}
 }
 

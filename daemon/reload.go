@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/ingest/folder"
+	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/route"
 	"github.com/triaged/triaged/triage"
 )
@@ -120,7 +121,7 @@ func (d *Daemon) prepareEngine(cur, next *config.Config, changed []string) (*tri
 		c := *next
 		c.ONNXRuntime.Library = d.cfg.ONNXRuntime.Library
 		t0 := time.Now()
-		eng, err := NewEngine(&c, d.log)
+		eng, err := provision.Engine(&c, d.log)
 		if err != nil {
 			return nil, "", err
 		}
@@ -128,7 +129,7 @@ func (d *Daemon) prepareEngine(cur, next *config.Config, changed []string) (*tri
 			old.Set, eng.Set, len(eng.Models), time.Since(t0).Round(time.Millisecond)), nil
 	}
 	if slices.ContainsFunc(changed, func(p string) bool { return strings.HasPrefix(p, "triage.") }) {
-		eng := old.Retuned(engineOptions(next))
+		eng := old.Retuned(provision.EngineOptions(next))
 		return eng, fmt.Sprintf("thresholds: urgent %.4f -> %.4f, critical %.4f -> %.4f (%s), escalate_stat %t",
 			old.Thresholds.Urgent, eng.Thresholds.Urgent, old.Thresholds.Critical, eng.Thresholds.Critical,
 			eng.Thresholds.CalibratedOn, next.Triage.EscalateStat), nil
@@ -136,36 +137,15 @@ func (d *Daemon) prepareEngine(cur, next *config.Config, changed []string) (*tri
 	return nil, "", nil
 }
 
-func engineOptions(cfg *config.Config) triage.EngineOptions {
-	return triage.EngineOptions{
-		BatchSize:    cfg.Triage.BatchSize,
-		BatchWait:    cfg.Triage.BatchWait,
-		Urgent:       cfg.Triage.UrgentThreshold,
-		Critical:     cfg.Triage.CriticalThreshold,
-		EscalateStat: cfg.Triage.EscalateStat,
-	}
-}
-
 // folderPlan is the change a reload makes to the drop folders.
 type folderPlan struct {
-	start   []*folderSource
-	stop    []*folderSource
+	start   []*folder.Folder
+	stop    []*folder.Folder
 	restart []string
 }
 
-func folderOptions(cfg *config.Config, fc config.Folder) ingest.FolderOptions {
-	return ingest.FolderOptions{
-		Path:           cfg.Resolve(fc.Path),
-		ProcessingDir:  cfg.Resolve(fc.ProcessingDir),
-		DoneDir:        cfg.Resolve(fc.DoneDir),
-		FailedDir:      cfg.Resolve(fc.FailedDir),
-		Settle:         cfg.Ingest.Settle,
-		RescanInterval: cfg.Ingest.RescanInterval,
-	}
-}
-
 // sameDirs compares the directories of two folder configurations.
-func sameDirs(a, b ingest.FolderOptions) bool {
+func sameDirs(a, b folder.Options) bool {
 	a, b = a.WithDefaults(), b.WithDefaults()
 	return a.Path == b.Path && a.ProcessingDir == b.ProcessingDir && a.DoneDir == b.DoneDir && a.FailedDir == b.FailedDir
 }
@@ -173,13 +153,13 @@ func sameDirs(a, b ingest.FolderOptions) bool {
 func (d *Daemon) prepareFolders(next *config.Config) (*folderPlan, error) {
 	ss := &d.svc.srcs
 	ss.mu.Lock()
-	running := map[string]*folderSource{}
+	running := map[string]*folder.Folder{}
 	for _, s := range ss.order {
-		if fs, ok := s.(*folderSource); ok {
-			running[fs.f.Path()] = fs
+		if fs, ok := s.(*folder.Folder); ok {
+			running[fs.Path()] = fs
 		}
 	}
-	parked := map[string]*folderSource{}
+	parked := map[string]*folder.Folder{}
 	for p, fs := range ss.folders {
 		if running[p] == nil {
 			parked[p] = fs
@@ -190,24 +170,24 @@ func (d *Daemon) prepareFolders(next *config.Config) (*folderPlan, error) {
 	plan := &folderPlan{}
 	want := map[string]bool{}
 	for i, fc := range next.Ingest.Folders {
-		o := folderOptions(next, fc)
+		o := provision.Folder(next, fc)
 		want[o.Path] = true
 		if fs := running[o.Path]; fs != nil {
-			if !sameDirs(fs.f.Options(), o) {
+			if !sameDirs(fs.Options(), o) {
 				plan.restart = append(plan.restart, fmt.Sprintf("ingest.folders[%d] (the working directories of a running folder)", i))
 			}
 			continue
 		}
-		if fs := parked[o.Path]; fs != nil && sameDirs(fs.f.Options(), o) {
+		if fs := parked[o.Path]; fs != nil && sameDirs(fs.Options(), o) {
 			plan.start = append(plan.start, fs)
 			continue
 		}
-		o.Log = d.log
-		f, err := ingest.OpenFolder(o)
+		o.Log, o.Daemon = d.log, d.version
+		f, err := folder.Open(o)
 		if err != nil {
 			return nil, fmt.Errorf("ingest.folders[%d]: %w", i, err)
 		}
-		plan.start = append(plan.start, &folderSource{f: f, version: d.version})
+		plan.start = append(plan.start, f)
 	}
 	for p, fs := range running {
 		if !want[p] {
@@ -224,15 +204,15 @@ func (d *Daemon) commitFolders(plan *folderPlan) []string {
 	var out []string
 	for _, fs := range plan.stop {
 		d.stopSourceLocked(fs)
-		out = append(out, "folder removed: "+fs.f.Path()+" (films already claimed finish; its processing area is picked up if it is added back or at the next start)")
+		out = append(out, "folder removed: "+fs.Path()+" (films already claimed finish; its processing area is picked up if it is added back or at the next start)")
 	}
 	for _, fs := range plan.start {
 		if ss.intake == nil {
 			break // stopping meanwhile: the next start opens it
 		}
-		ss.folders[fs.f.Path()] = fs
+		ss.folders[fs.Path()] = fs
 		d.startSourceLocked(fs)
-		out = append(out, "folder added: "+fs.f.Path())
+		out = append(out, "folder added: "+fs.Path())
 	}
 	return out
 }

@@ -7,28 +7,17 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/codec"
-	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/film"
+	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/publish"
 	"github.com/triaged/triaged/route"
 )
 
-// DecodeLimits are the decoder's limits from a configuration.
-func DecodeLimits(cfg *config.Config) decode.Limits {
-	return decode.Limits{
-		MaxFileSize:         int64(cfg.Ingest.MaxFileSize),
-		MaxPixels:           cfg.Decode.MaxPixels,
-		MaxHeaderSize:       int64(cfg.Decode.MaxHeaderSize),
-		MaxElements:         cfg.Decode.MaxElements,
-		MaxDepth:            cfg.Decode.MaxSequenceDepth,
-		MaxCompressionRatio: int64(cfg.Decode.MaxCompressionRatio),
-	}
-}
-
 // routeOrCheck applies the routing filter and the image checks to an
 // admitted header. It reports whether the film goes on to be scored; if not,
 // it has been skipped (event, then done/) or quarantined.
-func (d *Daemon) routeOrCheck(ctx context.Context, it Item, h *decode.Header) bool {
+func (d *Daemon) routeOrCheck(ctx context.Context, it ingest.Film, h *decode.Header) bool {
 	if dec := d.route.Load().Decide(h); dec.Skip {
 		d.skip(ctx, it, h, dec)
 		return false
@@ -42,8 +31,8 @@ func (d *Daemon) routeOrCheck(ctx context.Context, it Item, h *decode.Header) bo
 
 // skip publishes a skipped event and then acknowledges the film: it was
 // handled, just not scored, so its file goes to done/.
-func (d *Daemon) skip(ctx context.Context, it Item, h *decode.Header, dec route.Decision) {
-	f := filmOf(h)
+func (d *Daemon) skip(ctx context.Context, it ingest.Film, h *decode.Header, dec route.Decision) {
+	f := film.Of(h)
 	ev := &publish.Event{
 		Schema:    publish.EventSchema,
 		Kind:      "skipped",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/metrics"
 	"github.com/triaged/triaged/triage"
 )
@@ -116,7 +117,7 @@ func (d *Daemon) beginStop() {
 func (d *Daemon) quarantineFiles() map[string]int {
 	out := map[string]int{}
 	for _, fs := range d.svc.srcs.runningFolders() {
-		ents, err := os.ReadDir(fs.f.FailedDir())
+		ents, err := os.ReadDir(fs.FailedDir())
 		if err != nil {
 			continue
 		}
@@ -126,7 +127,7 @@ func (d *Daemon) quarantineFiles() map[string]int {
 				n++
 			}
 		}
-		out[fs.f.Path()] = n
+		out[fs.Path()] = n
 	}
 	return out
 }
@@ -193,16 +194,16 @@ func (p *progress) stalled(now time.Time, timeout time.Duration) (int, time.Dura
 // trackedItem counts a film in flight from its claim until exactly one of
 // Ack, Quarantine or Release ends it, and records its outcome.
 type trackedItem struct {
-	Item
+	ingest.Film
 	d            *Daemon
 	kind, source string
 	once         sync.Once
 }
 
-func (d *Daemon) track(it Item) Item {
+func (d *Daemon) track(it ingest.Film) ingest.Film {
 	o := it.Origin()
 	d.svc.progress.start()
-	return &trackedItem{Item: it, d: d, kind: o.Kind, source: o.Name}
+	return &trackedItem{Film: it, d: d, kind: o.Kind, source: o.Name}
 }
 
 func (t *trackedItem) end(outcome string) {
@@ -215,13 +216,13 @@ func (t *trackedItem) end(outcome string) {
 }
 
 func (t *trackedItem) Ack() error {
-	err := t.Item.Ack()
+	err := t.Film.Ack()
 	t.end("acked")
 	return err
 }
 
 func (t *trackedItem) Quarantine(code, reason string) error {
-	err := t.Item.Quarantine(code, reason)
+	err := t.Film.Quarantine(code, reason)
 	if err == nil && t.d.svc.metrics != nil {
 		t.d.svc.metrics.Quarantined(t.kind, t.source, code)
 	}
@@ -230,7 +231,7 @@ func (t *trackedItem) Quarantine(code, reason string) error {
 }
 
 func (t *trackedItem) Release(after time.Duration) {
-	t.Item.Release(after)
+	t.Film.Release(after)
 	t.end("released")
 }
 

@@ -3,6 +3,9 @@ package daemon
 import (
 	"context"
 	"sync"
+
+	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/ingest/folder"
 )
 
 // sourceSet holds the sources that are running, so that a reload can add
@@ -12,36 +15,31 @@ import (
 type sourceSet struct {
 	mu     sync.Mutex
 	intake context.Context // nil before Run and once intake stops
-	admit  chan<- Item
+	admit  chan<- ingest.Film
 	errs   chan<- error
 	wg     *sync.WaitGroup
-	cancel map[source]context.CancelFunc
-	order  []source // running, in start order
+	cancel map[ingest.Intake]context.CancelFunc
+	order  []ingest.Intake // running, in start order
 	// folders holds every folder source opened, by drop folder path, running
 	// or parked (removed by a reload). A folder added back reuses its parked
 	// source: opening it anew would take the films still in flight from its
 	// processing area a second time.
-	folders map[string]*folderSource
+	folders map[string]*folder.Folder
 }
 
-// scanner is a source that knows when its start-up scan is done.
-type scanner interface{ Scanned() <-chan struct{} }
-
-func (s *folderSource) Scanned() <-chan struct{} { return s.f.Scanned() }
-
 // startSources starts every source of the configuration under intake.
-func (d *Daemon) startSources(intake context.Context, admit chan<- Item, errs chan<- error, wg *sync.WaitGroup) {
+func (d *Daemon) startSources(intake context.Context, admit chan<- ingest.Film, errs chan<- error, wg *sync.WaitGroup) {
 	ss := &d.svc.srcs
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.intake, ss.admit, ss.errs, ss.wg = intake, admit, errs, wg
-	ss.cancel = map[source]context.CancelFunc{}
+	ss.cancel = map[ingest.Intake]context.CancelFunc{}
 	if ss.folders == nil {
-		ss.folders = map[string]*folderSource{}
+		ss.folders = map[string]*folder.Folder{}
 	}
 	for _, s := range d.sources {
-		if fs, ok := s.(*folderSource); ok {
-			ss.folders[fs.f.Path()] = fs
+		if fs, ok := s.(*folder.Folder); ok {
+			ss.folders[fs.Path()] = fs
 		}
 		d.startSourceLocked(s)
 	}
@@ -49,7 +47,7 @@ func (d *Daemon) startSources(intake context.Context, admit chan<- Item, errs ch
 
 // startSourceLocked runs a source's watcher and hands its films to
 // admission. The caller holds ss.mu.
-func (d *Daemon) startSourceLocked(s source) {
+func (d *Daemon) startSourceLocked(s ingest.Intake) {
 	ss := &d.svc.srcs
 	ctx, cancel := context.WithCancel(ss.intake)
 	ss.cancel[s] = cancel
@@ -83,7 +81,7 @@ func (d *Daemon) startSourceLocked(s source) {
 }
 
 // stopSourceLocked ends a source's intake. The caller holds ss.mu.
-func (d *Daemon) stopSourceLocked(s source) {
+func (d *Daemon) stopSourceLocked(s ingest.Intake) {
 	ss := &d.svc.srcs
 	if c, ok := ss.cancel[s]; ok {
 		c()
@@ -104,16 +102,16 @@ func (ss *sourceSet) close() {
 	ss.mu.Unlock()
 }
 
-func (ss *sourceSet) running() []source {
+func (ss *sourceSet) running() []ingest.Intake {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return append([]source(nil), ss.order...)
+	return append([]ingest.Intake(nil), ss.order...)
 }
 
-func (ss *sourceSet) runningFolders() []*folderSource {
-	var out []*folderSource
+func (ss *sourceSet) runningFolders() []*folder.Folder {
+	var out []*folder.Folder
 	for _, s := range ss.running() {
-		if fs, ok := s.(*folderSource); ok {
+		if fs, ok := s.(*folder.Folder); ok {
 			out = append(out, fs)
 		}
 	}
@@ -125,7 +123,7 @@ func (ss *sourceSet) runningFolders() []*folderSource {
 // put back for Run to report.
 func (d *Daemon) waitScanned(ctx context.Context, errs chan error) bool {
 	for _, s := range d.svc.srcs.running() {
-		sc, ok := s.(scanner)
+		sc, ok := s.(ingest.Scanner)
 		if !ok {
 			continue
 		}

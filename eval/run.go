@@ -51,7 +51,7 @@ func Tensor(path string, lim decode.Limits) (preprocess.Input, []float32, error)
 
 // decodeAny decodes a DICOM Part 10 file or a plain JPEG/PNG image.
 func decodeAny(data []byte, lim decode.Limits) (*image.Gray, error) {
-	if len(data) >= 132 && string(data[128:132]) == "DICM" {
+	if decode.Sniff(data) == decode.KindDICOM {
 		f, err := decode.Decode(bytes.NewReader(data), int64(len(data)), lim)
 		if err != nil {
 			return nil, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/triaged/triaged/bus"
 )
 
 // UpdateSchema is the schema of follow-ups to an alert.
@@ -58,14 +60,6 @@ func (p *Publisher) PublishUpdate(ctx context.Context, u *Update) (Published, er
 	return p.publish(ctx, p.Subject(SubjectUpdate), u.MessageID, UpdateSchema, u, hdr)
 }
 
-// BucketOptions configure the object store bucket holding attachments.
-type BucketOptions struct {
-	Name     string
-	Replicas int
-	MaxAge   time.Duration // retention; 0 keeps objects until deleted
-	Memory   bool
-}
-
 // Attachments stores alert attachments in a JetStream object store bucket.
 type Attachments struct {
 	obs     jetstream.ObjectStore
@@ -75,26 +69,10 @@ type Attachments struct {
 
 // EnsureBucket creates or updates the attachment bucket (ManageStreams), or
 // checks that an operator-managed one exists.
-func (p *Publisher) EnsureBucket(ctx context.Context, o BucketOptions) (*Attachments, error) {
-	var obs jetstream.ObjectStore
-	var err error
-	if p.opts.ManageStreams {
-		st := jetstream.FileStorage
-		if o.Memory {
-			st = jetstream.MemoryStorage
-		}
-		obs, err = p.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      o.Name,
-			Description: "triaged alert attachments (heatmaps); same access rules as the alerts",
-			TTL:         o.MaxAge,
-			Storage:     st,
-			Replicas:    o.Replicas,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("create or update object store %s: %w", o.Name, err)
-		}
-	} else if obs, err = p.JS.ObjectStore(ctx, o.Name); err != nil {
-		return nil, fmt.Errorf("object store %s (nats.manage_streams is off, so it must exist): %w", o.Name, err)
+func (p *Publisher) EnsureBucket(ctx context.Context, o bus.StreamSpec) (*Attachments, error) {
+	obs, err := bus.EnsureObjectStore(ctx, p.JS, o, "triaged alert attachments (heatmaps); same access rules as the alerts", p.opts.ManageStreams)
+	if err != nil {
+		return nil, err
 	}
 	return &Attachments{obs: obs, bucket: o.Name, timeout: p.opts.Timeout}, nil
 }

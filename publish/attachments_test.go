@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/triaged/triaged/bus"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 func TestAttachmentsAreStoredOnceAndVerified(t *testing.T) {
 	p := newPub(t, true)
 	ctx := context.Background()
-	att, err := p.EnsureBucket(ctx, BucketOptions{Name: "HM", Replicas: 1, MaxAge: time.Hour})
+	att, err := p.EnsureBucket(ctx, bus.StreamSpec{Name: "HM", Replicas: 1, MaxAge: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestAttachmentsAreStoredOnceAndVerified(t *testing.T) {
 
 func TestOperatorManagedBucketMustExist(t *testing.T) {
 	p := newPub(t, false)
-	if _, err := p.EnsureBucket(context.Background(), BucketOptions{Name: "HM", Replicas: 1}); err == nil {
+	if _, err := p.EnsureBucket(context.Background(), bus.StreamSpec{Name: "HM", Replicas: 1}); err == nil {
 		t.Fatal("missing bucket accepted")
 	}
 }

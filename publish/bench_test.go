@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"github.com/triaged/triaged/bus"
 	"testing"
 	"time"
 
@@ -23,8 +24,8 @@ func BenchmarkPublishResult(b *testing.B) {
 			b.Fatal(err)
 		}
 		p, err := New(nc, Options{Prefix: "triaged", Timeout: 10 * time.Second, ManageStreams: true,
-			Results: StreamOptions{Name: "R", Replicas: 1, DuplicateWindow: time.Hour},
-			Alerts:  StreamOptions{Name: "A", Replicas: 1, DuplicateWindow: time.Hour}})
+			Results: bus.StreamSpec{Name: "R", Replicas: 1, DuplicateWindow: time.Hour},
+			Alerts:  bus.StreamSpec{Name: "A", Replicas: 1, DuplicateWindow: time.Hour}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"github.com/triaged/triaged/bus"
 	"testing"
 	"time"
 
@@ -20,8 +21,8 @@ func newPub(t *testing.T, manage bool) *Publisher {
 	t.Cleanup(nc.Close)
 	p, err := New(nc, Options{
 		Prefix:        "triaged",
-		Results:       StreamOptions{Name: "R", Replicas: 1, DuplicateWindow: time.Hour},
-		Alerts:        StreamOptions{Name: "A", Replicas: 1, DuplicateWindow: time.Hour},
+		Results:       bus.StreamSpec{Name: "R", Replicas: 1, DuplicateWindow: time.Hour},
+		Alerts:        bus.StreamSpec{Name: "A", Replicas: 1, DuplicateWindow: time.Hour},
 		ManageStreams: manage,
 		Timeout:       5 * time.Second,
 	})
@@ -84,18 +85,3 @@ func TestEventsGoToTheirSubjects(t *testing.T) {
 	}
 }
 
-func TestSubjectCovers(t *testing.T) {
-	for _, c := range []struct {
-		f, s string
-		want bool
-	}{
-		{"triaged.>", "triaged.alert.>", true}, {"triaged.alert.>", "triaged.alert.>", true},
-		{"triaged.*", "triaged.result", true}, {"triaged.result", "triaged.result", true},
-		{"triaged.result", "triaged.error", false}, {"triaged.*", "triaged.alert.>", false},
-		{"other.>", "triaged.result", false},
-	} {
-		if got := subjectCovers(c.f, c.s); got != c.want {
-			t.Errorf("subjectCovers(%q, %q) = %v", c.f, c.s, got)
-		}
-	}
-}

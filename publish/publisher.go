@@ -6,28 +6,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// StreamOptions configure one stream.
-type StreamOptions struct {
-	Name            string
-	Replicas        int
-	MaxAge          time.Duration
-	DuplicateWindow time.Duration
-	Memory          bool
-}
+	"github.com/triaged/triaged/bus"
+)
 
 // Options configure the publisher.
 type Options struct {
 	Prefix        string
-	Results       StreamOptions // result, skipped, error
-	Alerts        StreamOptions // alert.>
+	Results       bus.StreamSpec // result, skipped, error
+	Alerts        bus.StreamSpec // alert.>
 	ManageStreams bool
 	Timeout       time.Duration
 }
@@ -52,70 +43,24 @@ func New(nc *nats.Conn, o Options) (*Publisher, error) {
 // Subject returns <prefix>.<s>.
 func (p *Publisher) Subject(s string) string { return p.opts.Prefix + "." + s }
 
-func (p *Publisher) streamConfigs() []jetstream.StreamConfig {
-	mk := func(o StreamOptions, subjects ...string) jetstream.StreamConfig {
-		st := jetstream.FileStorage
-		if o.Memory {
-			st = jetstream.MemoryStorage
-		}
-		return jetstream.StreamConfig{
-			Name:        o.Name,
-			Description: "triaged " + strings.Join(subjects, ", "),
-			Subjects:    subjects,
-			Storage:     st,
-			Replicas:    o.Replicas,
-			MaxAge:      o.MaxAge,
-			Duplicates:  o.DuplicateWindow,
-			Retention:   jetstream.LimitsPolicy,
-			Discard:     jetstream.DiscardOld,
-		}
-	}
-	return []jetstream.StreamConfig{
-		mk(p.opts.Results, p.Subject(SubjectResult), p.Subject(SubjectSkipped), p.Subject(SubjectError)),
-		mk(p.opts.Alerts, p.Subject(SubjectAlert)+".>"),
+func (p *Publisher) streams() []bus.Stream {
+	return []bus.Stream{
+		{Spec: p.opts.Results, Subjects: []string{p.Subject(SubjectResult), p.Subject(SubjectSkipped), p.Subject(SubjectError)},
+			Description: "triaged results, skipped and error events", NeedDuplicates: true},
+		{Spec: p.opts.Alerts, Subjects: []string{p.Subject(SubjectAlert) + ".>"},
+			Description: "triaged alerts, their updates and acknowledgements", NeedDuplicates: true},
 	}
 }
 
 // EnsureStreams creates or updates the streams (ManageStreams), or checks
 // that operator-managed ones exist and cover the daemon's subjects.
 func (p *Publisher) EnsureStreams(ctx context.Context) error {
-	for _, want := range p.streamConfigs() {
-		if p.opts.ManageStreams {
-			if _, err := p.JS.CreateOrUpdateStream(ctx, want); err != nil {
-				return fmt.Errorf("create or update stream %s: %w", want.Name, err)
-			}
-			continue
-		}
-		s, err := p.JS.Stream(ctx, want.Name)
-		if err != nil {
-			return fmt.Errorf("stream %s (nats.manage_streams is off, so it must exist): %w", want.Name, err)
-		}
-		have := s.CachedInfo().Config
-		for _, subj := range want.Subjects {
-			if !slices.ContainsFunc(have.Subjects, func(h string) bool { return subjectCovers(h, subj) }) {
-				return fmt.Errorf("stream %s does not capture subject %s (it has %v)", want.Name, subj, have.Subjects)
-			}
-		}
-		if have.Duplicates <= 0 {
-			return fmt.Errorf("stream %s has no duplicate window; re-processed films would alert twice", want.Name)
+	for _, s := range p.streams() {
+		if err := bus.EnsureStream(ctx, p.JS, s, p.opts.ManageStreams); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// subjectCovers reports whether stream subject filter f matches every
-// subject that s matches.
-func subjectCovers(f, s string) bool {
-	ft, st := strings.Split(f, "."), strings.Split(s, ".")
-	for i, t := range ft {
-		if t == ">" {
-			return i < len(st)
-		}
-		if i >= len(st) || (t != "*" && t != st[i]) || (t == "*" && st[i] == ">") {
-			return false
-		}
-	}
-	return len(ft) == len(st)
 }
 
 // Published is the outcome of one stored message.

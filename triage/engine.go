@@ -122,15 +122,16 @@ func ensembleThresholds(ms []*Manifest, eo EngineOptions) Thresholds {
 	return t
 }
 
-// Classify maps an ensemble score (and the film's DICOM priority) to a
-// priority, with a short reason.
+// Classify maps an ensemble score (and the priority the film was sent with:
+// its DICOM priority or the intake's hint, see IsStat) to a priority, with
+// a short reason.
 func (e *Engine) Classify(score float64, dicomPriority string) (Priority, string) {
 	t := e.Thresholds
 	switch {
 	case score >= t.Critical:
 		return Critical, fmt.Sprintf("score %.4f >= critical threshold %.4f", score, t.Critical)
 	case score >= t.Urgent:
-		if e.opts.EscalateStat && (dicomPriority == "STAT" || dicomPriority == "HIGH") {
+		if e.opts.EscalateStat && IsStat(dicomPriority) {
 			// A positive film someone already flagged STAT goes to the top.
 			return Critical, fmt.Sprintf("score %.4f >= urgent threshold %.4f, escalated: DICOM priority %s", score, t.Urgent, dicomPriority)
 		}

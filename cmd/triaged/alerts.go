@@ -15,7 +15,7 @@ import (
 
 	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/daemon"
+	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/publish"
 )
 
@@ -34,7 +34,7 @@ func natsURL(cfg *config.Config, override string) string {
 // dialJetStream connects an operator tool to the daemon's NATS with the
 // configured security.
 func dialJetStream(cfg *config.Config, server, name string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := bus.Dial(natsURL(cfg, server), name, daemon.NATSSecurity(cfg), opts...)
+	nc, err := bus.Dial(natsURL(cfg, server), name, provision.NATSSecurity(cfg), opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -27,8 +28,8 @@ func TestAlertsSaveFetchesAttachments(t *testing.T) {
 	defer nc.Close()
 	p, err := publish.New(nc, publish.Options{
 		Prefix:        "triaged",
-		Results:       publish.StreamOptions{Name: "TRIAGED_RESULTS", Replicas: 1, DuplicateWindow: time.Hour},
-		Alerts:        publish.StreamOptions{Name: "TRIAGED_ALERTS", Replicas: 1, DuplicateWindow: time.Hour},
+		Results:       bus.StreamSpec{Name: "TRIAGED_RESULTS", Replicas: 1, DuplicateWindow: time.Hour},
+		Alerts:        bus.StreamSpec{Name: "TRIAGED_ALERTS", Replicas: 1, DuplicateWindow: time.Hour},
 		ManageStreams: true,
 		Timeout:       5 * time.Second,
 	})
@@ -39,7 +40,7 @@ func TestAlertsSaveFetchesAttachments(t *testing.T) {
 	if err := p.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	att, err := p.EnsureBucket(ctx, publish.BucketOptions{Name: "TRIAGED_HEATMAPS", Replicas: 1})
+	att, err := p.EnsureBucket(ctx, bus.StreamSpec{Name: "TRIAGED_HEATMAPS", Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 	"io"
 	"os"
 
-	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/preprocess"
+	"github.com/triaged/triaged/provision"
 )
 
 // decodeSummary is what `triaged decode` prints: the attributes that decide
@@ -79,7 +79,7 @@ func cmdDecode(args []string, stdout, stderr io.Writer) int {
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
-	film, err := decode.Decode(f, st.Size(), daemon.DecodeLimits(cfg))
+	film, err := decode.Decode(f, st.Size(), provision.DecodeLimits(cfg))
 	if err != nil {
 		enc.Encode(scoreFailure{File: path, Code: string(decode.CodeOf(err)), Error: decode.Reason(err)})
 		fmt.Fprintf(stderr, "triaged: %s: %v\n", path, err)

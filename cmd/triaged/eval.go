@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/eval"
 	"github.com/triaged/triaged/heatmap"
 	"github.com/triaged/triaged/preprocess"
+	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/triage"
 )
 
@@ -75,7 +75,7 @@ func (lf labeledFlags) engineConfig(stderr io.Writer) (*triage.Engine, *config.C
 		}
 	}
 	cfg.Triage.BatchSize = max(cfg.Triage.BatchSize, 16)
-	eng, err := daemon.NewEngine(cfg, newLogger(stderr, "warn"))
+	eng, err := provision.Engine(cfg, newLogger(stderr, "warn"))
 	return eng, cfg, err
 }
 
@@ -166,7 +166,7 @@ func faithfulness(eng *triage.Engine, cfg *config.Config, outs []eval.Outcome, r
 	if len(xs) == 0 {
 		return "", nil
 	}
-	_, occ, err := daemon.HeatmapOptions(cfg.Heatmap)
+	_, occ, err := provision.Heatmap(cfg.Heatmap)
 	if err != nil {
 		return "", err
 	}

@@ -10,11 +10,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/heatmap"
 	"github.com/triaged/triaged/internal/splitdata"
 	"github.com/triaged/triaged/preprocess"
+	"github.com/triaged/triaged/provision"
 )
 
 // Registered here rather than in main.go's table, to keep that table
@@ -76,7 +76,7 @@ func cmdHeatmap(args []string, stdout, stderr io.Writer) int {
 		reportConfigError(stderr, err)
 		return 1
 	}
-	ro, occ, err := daemon.HeatmapOptions(cfg.Heatmap)
+	ro, occ, err := provision.Heatmap(cfg.Heatmap)
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
@@ -85,7 +85,7 @@ func cmdHeatmap(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
 	}
-	eng, err := daemon.NewEngine(cfg, newLogger(stderr, "warn"))
+	eng, err := provision.Engine(cfg, newLogger(stderr, "warn"))
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
@@ -177,7 +177,7 @@ func cmdHeatmapCheck(args []string, stdout, stderr io.Writer) int {
 		reportConfigError(stderr, err)
 		return 1
 	}
-	_, occ, err := daemon.HeatmapOptions(cfg.Heatmap)
+	_, occ, err := provision.Heatmap(cfg.Heatmap)
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
@@ -217,7 +217,7 @@ func cmdHeatmapCheck(args []string, stdout, stderr io.Writer) int {
 		preprocess.Tensor(preprocess.Prepare(g).Gray, x)
 		xs = append(xs, x)
 	}
-	eng, err := daemon.NewEngine(cfg, newLogger(stderr, "warn"))
+	eng, err := provision.Engine(cfg, newLogger(stderr, "warn"))
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -174,14 +173,7 @@ func TestKill9WhileInFlightLosesNothingAndDoublesNothing(t *testing.T) {
 		t.Errorf("%d films failed", c)
 	}
 	per := map[string]int{}
-	for _, m := range testenv.StreamMessages(t, fmt.Sprintf("nats://127.0.0.1:%d", port), "TRIAGED_RESULTS") {
-		if m.Subject != "triaged.result" {
-			continue
-		}
-		var r publish.Result
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range testenv.Stored[publish.Result](t, fmt.Sprintf("nats://127.0.0.1:%d", port), "TRIAGED_RESULTS", "triaged.result") {
 		per[r.Film.SOPInstanceUID]++
 	}
 	if len(per) != n {

@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/ingest/folder"
 )
 
 func cmdRequeue(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("requeue", stderr)
 	cfgPath := fs.String("config", "", "config file (default $TRIAGED_CONFIG, else embedded defaults)")
-	folder := fs.String("folder", "", "only this drop folder (default: every configured one)")
+	only := fs.String("folder", "", "only this drop folder (default: every configured one)")
 	codes := fs.String("code", "", "requeue films quarantined with these reason codes (comma separated)")
 	all := fs.Bool("all", false, "requeue every quarantined film")
 	dry := fs.Bool("dry-run", false, "only say what would be requeued")
@@ -20,7 +20,7 @@ func cmdRequeue(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: triaged requeue [-config FILE] [-folder DIR] (-all | -code CODE[,CODE] | NAME...)\n\n"+
 			"Moves quarantined films (failed/) back into their drop folder, where the daemon picks them up again;\n"+
-			"each reason file is kept under failed/%s/. Nothing is deleted or overwritten.\n\n", ingest.HistoryDir)
+			"each reason file is kept under failed/%s/. Nothing is deleted or overwritten.\n\n", folder.HistoryDir)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -41,21 +41,21 @@ func cmdRequeue(args []string, stdout, stderr io.Writer) int {
 		reportConfigError(stderr, err)
 		return 1
 	}
-	var folders []ingest.FolderOptions
+	var folders []folder.Options
 	for _, fc := range cfg.Ingest.Folders {
-		o := ingest.FolderOptions{Path: cfg.Resolve(fc.Path), FailedDir: cfg.Resolve(fc.FailedDir)}
-		if *folder == "" || sameDir(*folder, o.Path) {
+		o := folder.Options{Path: cfg.Resolve(fc.Path), FailedDir: cfg.Resolve(fc.FailedDir)}
+		if *only == "" || sameDir(*only, o.Path) {
 			folders = append(folders, o)
 		}
 	}
-	if *folder != "" && len(folders) == 0 {
+	if *only != "" && len(folders) == 0 {
 		// A folder no longer configured may still hold quarantined films.
-		abs, _ := filepath.Abs(*folder)
-		folders = append(folders, ingest.FolderOptions{Path: abs})
+		abs, _ := filepath.Abs(*only)
+		folders = append(folders, folder.Options{Path: abs})
 	}
 	n, failed := 0, false
 	for _, fo := range folders {
-		done, err := ingest.Requeue(ingest.RequeueOptions{Folder: fo, Names: fs.Args(), Codes: cs, All: *all, DryRun: *dry})
+		done, err := folder.Requeue(folder.RequeueOptions{Folder: fo, Names: fs.Args(), Codes: cs, All: *all, DryRun: *dry})
 		for _, r := range done {
 			verb := "requeued"
 			if *dry {

@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/triaged/triaged/ingest"
+	jsingest "github.com/triaged/triaged/ingest/jetstream"
 	"github.com/triaged/triaged/internal/dicomtest"
 	"github.com/triaged/triaged/internal/natstest"
 	"github.com/triaged/triaged/internal/testenv"
@@ -150,7 +150,7 @@ func TestFleetOnAClusterLosesNothingAndDoublesNothing(t *testing.T) {
 	}
 	natstest.Submit(t, js, "triaged.ingest", "TRIAGED_FILMS",
 		[]byte(`{"schema":"triaged.object-ref/v1","bucket":"TRIAGED_FILMS","name":"never-uploaded"}`),
-		map[string]string{ingest.HeaderFilename: "missing-object"}, false)
+		map[string]string{jsingest.HeaderFilename: "missing-object"}, false)
 	t.Logf("backlog of %d films submitted after %s", len(good)+len(wantBad), time.Since(start).Round(time.Millisecond))
 
 	type started struct {
@@ -247,7 +247,7 @@ func TestFleetOnAClusterLosesNothingAndDoublesNothing(t *testing.T) {
 	dead := testenv.StreamMessages(t, strings.Split(urls, ",")[0], "TRIAGED_DEAD_LETTER")
 	got := map[string]string{}
 	for _, m := range dead {
-		got[m.Header.Get(ingest.HeaderFilename)] = m.Header.Get(ingest.HeaderDLCode)
+		got[m.Header.Get(jsingest.HeaderFilename)] = m.Header.Get(jsingest.HeaderDLCode)
 	}
 	if len(dead) != len(wantBad) || fmt.Sprint(got) != fmt.Sprint(wantBad) {
 		t.Errorf("dead letters %v (%d messages), want exactly %v", got, len(dead), wantBad)

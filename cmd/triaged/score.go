@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/film"
+	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/publish"
 	"github.com/triaged/triaged/triage"
 )
@@ -38,13 +38,13 @@ func cmdScore(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, "warn")
-	eng, err := daemon.NewEngine(cfg, log)
+	eng, err := provision.Engine(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)
 		return 1
 	}
 	defer eng.Close()
-	lim := daemon.DecodeLimits(cfg)
+	lim := provision.DecodeLimits(cfg)
 	host, _ := os.Hostname()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
@@ -65,16 +65,10 @@ func cmdScore(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func scoreOne(eng *triage.Engine, path string, lim decode.Limits) (*daemon.Analysis, error) {
+func scoreOne(eng *triage.Engine, path string, lim decode.Limits) (*film.Analysis, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if len(data) >= 132 && string(data[128:132]) == "DICM" {
-		return daemon.Analyze(context.Background(), eng, bytes.NewReader(data), int64(len(data)), lim, "")
-	}
-	if len(data) > 0 && (data[0] == 0xFF || data[0] == 0x89) {
-		return daemon.AnalyzeImage(context.Background(), eng, data, lim)
-	}
-	return daemon.Analyze(context.Background(), eng, bytes.NewReader(data), int64(len(data)), lim, "")
+	return film.AnalyzeFile(context.Background(), eng, data, lim)
 }

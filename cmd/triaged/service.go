@@ -20,6 +20,10 @@ import (
 	"github.com/triaged/triaged/sdnotify"
 )
 
+// daemonOptions are extra options for the daemon `run` starts. Only the
+// fault tests' TestMain sets any (a wedged worker); production has none.
+var daemonOptions []daemon.Option
+
 // serve runs the daemon as a system service: systemd notifications
 // (READY once ready, RELOADING/READY around a reload, STOPPING, STATUS), a
 // watchdog fed only while the pipeline makes progress, SIGHUP reloads,
@@ -47,7 +51,7 @@ func serve(cfgPath string, cfg *config.Config, stderr io.Writer) int {
 	}
 	notify(sdnotify.Status("starting: loading models, connecting to NATS"))
 
-	d, err := daemon.New(cfg, log, version)
+	d, err := daemon.New(cfg, log, version, daemonOptions...)
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		notify(sdnotify.Status("failed to start: " + err.Error()))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/triaged/triaged/internal/failpoint"
+	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -35,7 +34,7 @@ func enableTestFailpoints() {
 	if wedge == "" {
 		return
 	}
-	failpoint.Enable("daemon.process", func(ctx context.Context) {
+	daemonOptions = append(daemonOptions, daemon.WithBeforeProcess(func(ctx context.Context) {
 		for {
 			if _, err := os.Stat(wedge); err != nil {
 				return
@@ -46,7 +45,7 @@ func enableTestFailpoints() {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-	})
+	}))
 }
 
 // notifySocket is the service manager's side of sd_notify: a real unixgram
@@ -255,14 +254,7 @@ func dropFilms(t *testing.T, dir string, fs [][]byte, first int) {
 func resultsByFile(t *testing.T, url string) map[string][]publish.Result {
 	t.Helper()
 	out := map[string][]publish.Result{}
-	for _, m := range testenv.StreamMessages(t, url, "TRIAGED_RESULTS") {
-		if m.Subject != "triaged.result" {
-			continue
-		}
-		var r publish.Result
-		if err := json.Unmarshal(m.Data, &r); err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range testenv.Stored[publish.Result](t, url, "TRIAGED_RESULTS", "triaged.result") {
 		out[r.Source.File] = append(out[r.Source.File], r)
 	}
 	return out

@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/triaged/triaged/config"
-	"github.com/triaged/triaged/ingest"
+	jsingest "github.com/triaged/triaged/ingest/jetstream"
 )
 
 // submitHeadroom is kept free below the server's max payload for headers
@@ -207,12 +207,12 @@ func (s *submitter) submit(ctx context.Context, path string) submitted {
 	// The content hash as message ID: submitting the same film again (a
 	// re-run after a partial failure) is dropped by the stream.
 	m.Header.Set(nats.MsgIdHdr, sum)
-	m.Header.Set(ingest.HeaderFilename, filepath.Base(path))
+	m.Header.Set(jsingest.HeaderFilename, filepath.Base(path))
 	if s.priority != "" {
-		m.Header.Set(ingest.HeaderPriority, s.priority)
+		m.Header.Set(jsingest.HeaderPriority, s.priority)
 	}
 	if s.source != "" {
-		m.Header.Set(ingest.HeaderSource, s.source)
+		m.Header.Set(jsingest.HeaderSource, s.source)
 	}
 	if size <= s.inlineMax {
 		r.Mode = "inline"
@@ -226,7 +226,7 @@ func (s *submitter) submit(ctx context.Context, path string) submitted {
 			r.Error = err.Error()
 			return r
 		}
-		m.Data, _ = json.Marshal(ingest.ObjectRef{Schema: ingest.ObjectRefSchema, Bucket: s.bucket, Name: sum, Size: size, SHA256: sum})
+		m.Data, _ = json.Marshal(jsingest.ObjectRef{Schema: jsingest.ObjectRefSchema, Bucket: s.bucket, Name: sum, Size: size, SHA256: sum})
 	}
 	ack, err := s.js.PublishMsg(ctx, m)
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *submitter) upload(ctx context.Context, f *os.File, sum string, size int
 		}
 		s.obs = obs
 	}
-	digest, _ := ingest.ObjectDigest(sum)
+	digest, _ := jsingest.ObjectDigest(sum)
 	if info, err := s.obs.GetInfo(ctx, sum); err == nil && info.Digest == digest && int64(info.Size) == size &&
 		(s.objTTL == 0 || time.Since(info.ModTime) < s.objTTL/2) {
 		return nil

@@ -78,12 +78,8 @@ func submitLines(t *testing.T, out string) []submitted {
 func resultsByUID(t *testing.T, url string) map[string]int {
 	t.Helper()
 	n := map[string]int{}
-	for _, m := range testenv.StreamMessages(t, url, "TRIAGED_RESULTS") {
-		if m.Subject == "triaged.result" {
-			var r publish.Result
-			json.Unmarshal(m.Data, &r)
-			n[r.Film.SOPInstanceUID]++
-		}
+	for _, r := range testenv.Stored[publish.Result](t, url, "TRIAGED_RESULTS", "triaged.result") {
+		n[r.Film.SOPInstanceUID]++
 	}
 	return n
 }

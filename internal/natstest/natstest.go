@@ -20,7 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/triaged/triaged/ingest"
+	jsingest "github.com/triaged/triaged/ingest/jetstream"
 )
 
 // Submit publishes one film to subject: inline, or (object) into bucket
@@ -46,7 +46,7 @@ func Submit(t testing.TB, js jetstream.JetStream, subject, bucket string, data [
 		if _, err := obs.PutBytes(ctx, id, data); err != nil {
 			t.Fatalf("put object: %v", err)
 		}
-		m.Data, _ = json.Marshal(ingest.ObjectRef{Schema: ingest.ObjectRefSchema, Bucket: bucket, Name: id, Size: int64(len(data)), SHA256: id})
+		m.Data, _ = json.Marshal(jsingest.ObjectRef{Schema: jsingest.ObjectRefSchema, Bucket: bucket, Name: id, Size: int64(len(data)), SHA256: id})
 	}
 	for attempt := 0; ; attempt++ {
 		_, err := js.PublishMsg(ctx, m)

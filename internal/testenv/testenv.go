@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -181,6 +182,25 @@ func AllModels(t testing.TB) []string {
 				out = append(out, d)
 			}
 		}
+	}
+	return out
+}
+
+// Stored reads every message stored in stream on subject and decodes its
+// JSON into T, failing the test on a message that does not decode. It is the
+// one way tests read the record (results, events, alerts).
+func Stored[T any](t testing.TB, url, stream, subject string) []T {
+	t.Helper()
+	var out []T
+	for _, m := range StreamMessages(t, url, stream) {
+		if m.Subject != subject {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("stream %s, subject %s: %v", stream, subject, err)
+		}
+		out = append(out, v)
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package ingest
+package folder
 
 import "path/filepath"
 
@@ -11,11 +11,11 @@ func (f *Folder) Scanned() <-chan struct{} { return f.scanned }
 func (f *Folder) FailedDir() string { return f.o.FailedDir }
 
 // Options are the folder's options, defaults filled in.
-func (f *Folder) Options() FolderOptions { return f.o }
+func (f *Folder) Options() Options { return f.o }
 
 // WithDefaults fills in the working directories a drop folder uses when the
 // configuration names none.
-func (o FolderOptions) WithDefaults() FolderOptions {
+func (o Options) WithDefaults() Options {
 	if o.ProcessingDir == "" {
 		o.ProcessingDir = filepath.Join(o.Path, ".processing")
 	}

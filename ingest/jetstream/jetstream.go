@@ -1,4 +1,12 @@
-package ingest
+// Package jetstream is the JetStream intake: films published on an ingest
+// subject (inline, or as a reference to an object store entry for large
+// ones) are pulled from a durable consumer shared by every daemon of a
+// fleet. Its films follow the contract of package ingest: a message is
+// acknowledged only after its result is stored, a bad one is copied to the
+// dead-letter subject with its reason, and a released one is redelivered
+// with backoff. It also owns the wire format senders use (headers, object
+// references).
+package jetstream
 
 import (
 	"bytes"
@@ -12,7 +20,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +27,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/bus"
+	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/publish"
 )
 
 // Message headers a film may carry on the ingest subject (`triaged submit`
@@ -90,18 +101,11 @@ func ObjectDigest(hexSum string) (string, error) {
 	return "SHA-256=" + base64.URLEncoding.EncodeToString(b), nil
 }
 
-// TransientError is a failure that may go away by itself (NATS unreachable,
-// a timeout): the film is retried later, not quarantined.
-type TransientError struct{ Err error }
-
-func (e *TransientError) Error() string { return e.Err.Error() }
-func (e *TransientError) Unwrap() error { return e.Err }
-
-// JetStreamOptions configure the JetStream intake.
-type JetStreamOptions struct {
-	JS      jetstream.JetStream
+// Options configure the JetStream intake.
+type Options struct {
+	JS      natsjs.JetStream
 	Subject string // the consumer's filter (the stream captures it)
-	Stream  StreamSettings
+	Stream  bus.StreamSpec
 	Durable string
 	AckWait time.Duration
 	// MaxDeliver: a film delivered more often than this is dead-lettered
@@ -125,40 +129,32 @@ type JetStreamOptions struct {
 	SpoolDir      string        // object-store films while in flight; "" = $TMPDIR
 	MaxObjectSize int64         // larger objects are refused unread (too_large)
 	Timeout       time.Duration // one NATS operation (ack, dead-letter publish)
+	Daemon        string        // the daemon's version, on dead-letter copies
 	Log           zerolog.Logger
 }
 
-// StreamSettings configure the ingest stream.
-type StreamSettings struct {
-	Name            string
-	Replicas        int
-	MaxAge          time.Duration
-	DuplicateWindow time.Duration
-	Memory          bool
-}
-
-// JetStream pulls films from a durable JetStream consumer. It holds at most
+// Intake pulls films from a durable JetStream consumer. It holds at most
 // Capacity of them at once, keeps each alive with InProgress while the
 // daemon works on it, and ends each with exactly one of Ack, DeadLetter
 // (Term + a copy on the dead-letter subject) or Retry (Nak with backoff).
-type JetStream struct {
-	o    JetStreamOptions
+type Intake struct {
+	o    Options
 	log  zerolog.Logger
-	cons jetstream.Consumer
+	cons natsjs.Consumer
 
 	slots chan struct{} // a token per film held
 	out   chan *Message
 
 	mu   sync.Mutex
 	held map[uint64]*Message // by stream sequence
-	obs  jetstream.ObjectStore
+	obs  natsjs.ObjectStore
 
 	delivered, acked, retried, deadLettered, coalesced atomic.Uint64
 }
 
-// OpenJetStream prepares the ingest stream, the dead-letter stream, the
+// Open prepares the ingest stream, the dead-letter stream, the
 // object bucket and the durable consumer.
-func OpenJetStream(ctx context.Context, o JetStreamOptions) (*JetStream, error) {
+func Open(ctx context.Context, o Options) (*Intake, error) {
 	if o.Capacity < 1 {
 		o.Capacity = 1
 	}
@@ -171,7 +167,7 @@ func OpenJetStream(ctx context.Context, o JetStreamOptions) (*JetStream, error) 
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	s := &JetStream{
+	s := &Intake{
 		o:     o,
 		log:   o.Log.With().Str("ingest", "nats").Str("stream", o.Stream.Name).Logger(),
 		slots: make(chan struct{}, o.Capacity),
@@ -197,63 +193,30 @@ func OpenJetStream(ctx context.Context, o JetStreamOptions) (*JetStream, error) 
 	return s, nil
 }
 
-func (s *JetStream) ensure(ctx context.Context) error {
+func (s *Intake) ensure(ctx context.Context) error {
 	o := s.o
-	storage := jetstream.FileStorage
-	if o.Stream.Memory {
-		storage = jetstream.MemoryStorage
-	}
-	streams := []jetstream.StreamConfig{{
-		Name:        o.Stream.Name,
-		Description: "triaged films to score (work queue: a film leaves once a daemon acknowledged it)",
+	streams := []bus.Stream{{
+		Spec:        o.Stream,
 		Subjects:    []string{o.Subject},
-		Retention:   jetstream.WorkQueuePolicy,
+		Description: "triaged films to score (work queue: a film leaves once a daemon acknowledged it)",
+		WorkQueue:   true,
 		// A full stream refuses new films instead of dropping unscored ones.
-		Discard:    jetstream.DiscardNew,
-		Storage:    storage,
-		Replicas:   o.Stream.Replicas,
-		MaxAge:     o.Stream.MaxAge,
-		Duplicates: o.Stream.DuplicateWindow,
+		DiscardNew: true,
 	}, {
-		Name:        o.DeadLetterStream,
-		Description: "triaged films given up on, with the reason in headers",
+		Spec:        bus.StreamSpec{Name: o.DeadLetterStream, Replicas: o.Stream.Replicas, DuplicateWindow: o.Stream.DuplicateWindow},
 		Subjects:    []string{o.DeadLetterSubject},
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardNew,
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.Stream.Replicas,
-		Duplicates:  o.Stream.DuplicateWindow,
+		Description: "triaged films given up on, with the reason in headers",
+		DiscardNew:  true,
 	}}
-	for _, want := range streams {
-		if o.Manage {
-			if _, err := o.JS.CreateOrUpdateStream(ctx, want); err != nil {
-				return fmt.Errorf("create or update stream %s: %w", want.Name, err)
-			}
-			continue
-		}
-		st, err := o.JS.Stream(ctx, want.Name)
-		if err != nil {
-			return fmt.Errorf("stream %s (nats.manage_streams is off, so it must exist): %w", want.Name, err)
-		}
-		if !slices.Contains(st.CachedInfo().Config.Subjects, want.Subjects[0]) {
-			return fmt.Errorf("stream %s does not capture subject %s (it has %v)", want.Name, want.Subjects[0], st.CachedInfo().Config.Subjects)
+	for _, st := range streams {
+		if err := bus.EnsureStream(ctx, o.JS, st, o.Manage); err != nil {
+			return err
 		}
 	}
-	var obs jetstream.ObjectStore
-	var err error
-	if o.Manage {
-		obs, err = o.JS.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      o.ObjectBucket,
-			Description: "triaged films too large for a message",
-			TTL:         o.ObjectMaxAge,
-			Storage:     jetstream.FileStorage,
-			Replicas:    o.Stream.Replicas,
-		})
-	} else {
-		obs, err = o.JS.ObjectStore(ctx, o.ObjectBucket)
-	}
+	obs, err := bus.EnsureObjectStore(ctx, o.JS, bus.StreamSpec{Name: o.ObjectBucket, MaxAge: o.ObjectMaxAge, Replicas: o.Stream.Replicas},
+		"triaged films too large for a message", o.Manage)
 	if err != nil {
-		return fmt.Errorf("object store bucket %s: %w", o.ObjectBucket, err)
+		return fmt.Errorf("ingest object bucket: %w", err)
 	}
 	s.mu.Lock()
 	s.obs = obs
@@ -261,20 +224,20 @@ func (s *JetStream) ensure(ctx context.Context) error {
 	return s.ensureConsumer(ctx)
 }
 
-func (s *JetStream) ensureConsumer(ctx context.Context) error {
+func (s *Intake) ensureConsumer(ctx context.Context) error {
 	o := s.o
-	c, err := o.JS.CreateOrUpdateConsumer(ctx, o.Stream.Name, jetstream.ConsumerConfig{
+	c, err := o.JS.CreateOrUpdateConsumer(ctx, o.Stream.Name, natsjs.ConsumerConfig{
 		Durable:       o.Durable,
 		Description:   "triaged daemons (shared)",
 		FilterSubject: o.Subject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckPolicy:     natsjs.AckExplicitPolicy,
 		AckWait:       o.AckWait,
 		// Deliveries are bounded by the daemon, not the server: a server
 		// bound would strand the film whose last delivery was lost to a
 		// crash; the daemon dead-letters it instead.
 		MaxDeliver:    -1,
 		MaxAckPending: o.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
+		DeliverPolicy: natsjs.DeliverAllPolicy,
 	})
 	if err != nil {
 		return fmt.Errorf("create or update consumer %s on stream %s: %w", o.Durable, o.Stream.Name, err)
@@ -285,7 +248,7 @@ func (s *JetStream) ensureConsumer(ctx context.Context) error {
 	return nil
 }
 
-func (s *JetStream) consumer() jetstream.Consumer {
+func (s *Intake) consumer() natsjs.Consumer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cons
@@ -295,13 +258,13 @@ func (s *JetStream) consumer() jetstream.Consumer {
 // NATS outages and server restarts: the pull resumes by itself once the
 // server is back. At the end, films pulled but not handed out are given
 // back at once (Nak) so another daemon can take them.
-func (s *JetStream) Run(ctx context.Context) error {
+func (s *Intake) Run(ctx context.Context) error {
 	go s.heartbeat(ctx)
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		it, err := s.consumer().Messages(
-			jetstream.PullMaxMessages(min(4, s.o.Capacity)),
-			jetstream.WithMessagesErrOnMissingHeartbeat(false),
+			natsjs.PullMaxMessages(min(4, s.o.Capacity)),
+			natsjs.WithMessagesErrOnMissingHeartbeat(false),
 		)
 		if err == nil {
 			err = s.pump(ctx, it)
@@ -329,14 +292,14 @@ func (s *JetStream) Run(ctx context.Context) error {
 }
 
 // pump hands films to Next, one per free slot.
-func (s *JetStream) pump(ctx context.Context, it jetstream.MessagesContext) error {
+func (s *Intake) pump(ctx context.Context, it natsjs.MessagesContext) error {
 	for {
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil
 		}
-		msg, err := it.Next(jetstream.NextContext(ctx))
+		msg, err := it.Next(natsjs.NextContext(ctx))
 		if err != nil {
 			<-s.slots
 			if ctx.Err() != nil {
@@ -364,10 +327,10 @@ func (s *JetStream) pump(ctx context.Context, it jetstream.MessagesContext) erro
 }
 
 // giveBack stops the pull and Naks what was buffered but not handed out.
-func (s *JetStream) giveBack(it jetstream.MessagesContext) {
+func (s *Intake) giveBack(it natsjs.MessagesContext) {
 	it.Drain()
 	for {
-		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		msg, err := it.Next(natsjs.NextMaxWait(time.Second))
 		if err != nil {
 			it.Stop()
 			return
@@ -380,7 +343,7 @@ func (s *JetStream) giveBack(it jetstream.MessagesContext) {
 // holds (its ack wait ran out during an outage) is not processed twice: the
 // held copy is kept alive and acknowledged by stream sequence, which
 // covers every delivery.
-func (s *JetStream) wrap(msg jetstream.Msg) (*Message, error) {
+func (s *Intake) wrap(msg natsjs.Msg) (*Message, error) {
 	md, err := msg.Metadata()
 	if err != nil {
 		return nil, err
@@ -413,7 +376,7 @@ func (s *JetStream) wrap(msg jetstream.Msg) (*Message, error) {
 // fleet, processed by another daemon and deduplicated by message ID. It
 // outlives ctx until the last held film is finished: a shutdown drains the
 // films in flight after intake has stopped.
-func (s *JetStream) heartbeat(ctx context.Context) {
+func (s *Intake) heartbeat(ctx context.Context) {
 	t := time.NewTicker(max(s.o.AckWait/3, 100*time.Millisecond))
 	defer t.Stop()
 	for range t.C {
@@ -434,7 +397,15 @@ func (s *JetStream) heartbeat(ctx context.Context) {
 }
 
 // Next returns the next film, waiting for one.
-func (s *JetStream) Next(ctx context.Context) (*Message, error) {
+func (s *Intake) Next(ctx context.Context) (ingest.Film, error) {
+	m, err := s.next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (s *Intake) next(ctx context.Context) (*Message, error) {
 	select {
 	case m := <-s.out:
 		return m, nil
@@ -443,9 +414,9 @@ func (s *JetStream) Next(ctx context.Context) (*Message, error) {
 	}
 }
 
-func (s *JetStream) objectStore(ctx context.Context, bucket string) (jetstream.ObjectStore, error) {
+func (s *Intake) objectStore(ctx context.Context, bucket string) (natsjs.ObjectStore, error) {
 	if bucket != "" && bucket != s.o.ObjectBucket {
-		return nil, &OpenError{Code: "bad_reference", Err: fmt.Errorf("the reference names bucket %q; this daemon reads films only from %q (ingest.nats.object_bucket)", bucket, s.o.ObjectBucket)}
+		return nil, &ingest.OpenError{Code: "bad_reference", Err: fmt.Errorf("the reference names bucket %q; this daemon reads films only from %q (ingest.nats.object_bucket)", bucket, s.o.ObjectBucket)}
 	}
 	s.mu.Lock()
 	obs := s.obs
@@ -455,7 +426,7 @@ func (s *JetStream) objectStore(ctx context.Context, bucket string) (jetstream.O
 	}
 	obs, err := s.o.JS.ObjectStore(ctx, s.o.ObjectBucket)
 	if err != nil {
-		return nil, &TransientError{fmt.Errorf("object store bucket %s: %w", s.o.ObjectBucket, err)}
+		return nil, &ingest.TransientError{Err: fmt.Errorf("object store bucket %s: %w", s.o.ObjectBucket, err)}
 	}
 	s.mu.Lock()
 	s.obs = obs
@@ -485,7 +456,7 @@ type Stats struct {
 
 // Stats reports the intake's counters and asks the server for the
 // consumer's backlog.
-func (s *JetStream) Stats(ctx context.Context) Stats {
+func (s *Intake) Stats(ctx context.Context) Stats {
 	s.mu.Lock()
 	held := len(s.held)
 	s.mu.Unlock()
@@ -505,8 +476,8 @@ func (s *JetStream) Stats(ctx context.Context) Stats {
 
 // Message is one delivered film.
 type Message struct {
-	s          *JetStream
-	msg        jetstream.Msg
+	s          *Intake
+	msg        natsjs.Msg
 	seq        uint64
 	ts         time.Time
 	subject    string
@@ -539,16 +510,16 @@ func (m *Message) Header(k string) string { return m.msg.Headers().Get(k) }
 // Open returns the film's bytes: the payload itself, or the object it
 // references, fetched once into an unlinked spool file (so a queued film
 // does not hold memory and a read never fails halfway for a network
-// reason). Errors are *OpenError (bad input: quarantine) or
-// *TransientError (retry later).
+// reason). Errors are *ingest.OpenError (bad input: quarantine) or
+// *ingest.TransientError (retry later).
 func (m *Message) Open() (io.ReadCloser, int64, error) {
 	if n := m.Deliveries(); m.s.o.MaxDeliver > 0 && n > uint64(m.s.o.MaxDeliver) {
-		return nil, 0, &OpenError{Code: "max_deliveries", Err: fmt.Errorf("delivered %d times (ingest.nats.max_deliver %d) without being finished", n, m.s.o.MaxDeliver)}
+		return nil, 0, &ingest.OpenError{Code: "max_deliveries", Err: fmt.Errorf("delivered %d times (ingest.nats.max_deliver %d) without being finished", n, m.s.o.MaxDeliver)}
 	}
 	data := m.msg.Data()
 	ref, isRef, err := ParseObjectRef(data)
 	if err != nil {
-		return nil, 0, &OpenError{Code: "bad_reference", Err: err}
+		return nil, 0, &ingest.OpenError{Code: "bad_reference", Err: err}
 	}
 	if !isRef {
 		return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
@@ -571,54 +542,54 @@ func (m *Message) fetch(ref *ObjectRef) error {
 		return err
 	}
 	info, err := obs.GetInfo(ctx, ref.Name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return &OpenError{Code: "object_missing", Err: fmt.Errorf("object %q is not in bucket %s (never uploaded, deleted, or expired after ingest.nats.object_max_age)", ref.Name, m.s.o.ObjectBucket)}
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return &ingest.OpenError{Code: "object_missing", Err: fmt.Errorf("object %q is not in bucket %s (never uploaded, deleted, or expired after ingest.nats.object_max_age)", ref.Name, m.s.o.ObjectBucket)}
 	}
 	if err != nil {
-		return &TransientError{fmt.Errorf("object %q info: %w", ref.Name, err)}
+		return &ingest.TransientError{Err: fmt.Errorf("object %q info: %w", ref.Name, err)}
 	}
 	if m.s.o.MaxObjectSize > 0 && int64(info.Size) > m.s.o.MaxObjectSize {
-		return &OpenError{Code: "too_large", Err: fmt.Errorf("object of %d bytes is above ingest.max_file_size (%d)", info.Size, m.s.o.MaxObjectSize)}
+		return &ingest.OpenError{Code: "too_large", Err: fmt.Errorf("object of %d bytes is above ingest.max_file_size (%d)", info.Size, m.s.o.MaxObjectSize)}
 	}
 	if ref.SHA256 != "" {
 		want, err := ObjectDigest(ref.SHA256)
 		if err != nil {
-			return &OpenError{Code: "bad_reference", Err: err}
+			return &ingest.OpenError{Code: "bad_reference", Err: err}
 		}
 		if info.Digest != want {
-			return &OpenError{Code: "object_mismatch", Err: fmt.Errorf("object %q has digest %s, the reference says %s", ref.Name, info.Digest, want)}
+			return &ingest.OpenError{Code: "object_mismatch", Err: fmt.Errorf("object %q has digest %s, the reference says %s", ref.Name, info.Digest, want)}
 		}
 	}
 	// A large film may take longer than one operation's timeout.
 	fctx, fcancel := context.WithTimeout(context.Background(), m.s.o.Timeout+time.Duration(info.Size>>20)*time.Second)
 	defer fcancel()
 	r, err := obs.Get(fctx, ref.Name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return &OpenError{Code: "object_missing", Err: fmt.Errorf("object %q disappeared from bucket %s", ref.Name, m.s.o.ObjectBucket)}
+	if errors.Is(err, natsjs.ErrObjectNotFound) {
+		return &ingest.OpenError{Code: "object_missing", Err: fmt.Errorf("object %q disappeared from bucket %s", ref.Name, m.s.o.ObjectBucket)}
 	}
 	if err != nil {
-		return &TransientError{fmt.Errorf("get object %q: %w", ref.Name, err)}
+		return &ingest.TransientError{Err: fmt.Errorf("get object %q: %w", ref.Name, err)}
 	}
 	defer r.Close()
 	f, err := os.CreateTemp(m.s.o.SpoolDir, ".triaged-spool-*")
 	if err != nil {
-		return &TransientError{fmt.Errorf("spool file: %w", err)}
+		return &ingest.TransientError{Err: fmt.Errorf("spool file: %w", err)}
 	}
 	// Unlinked at once: the data lives as long as the descriptor, and a
 	// crash leaves nothing behind.
 	os.Remove(f.Name())
 	n, err := io.Copy(f, r)
-	if errors.Is(err, jetstream.ErrDigestMismatch) {
+	if errors.Is(err, natsjs.ErrDigestMismatch) {
 		f.Close()
-		return &OpenError{Code: "object_corrupt", Err: fmt.Errorf("object %q: %w", ref.Name, err)}
+		return &ingest.OpenError{Code: "object_corrupt", Err: fmt.Errorf("object %q: %w", ref.Name, err)}
 	}
 	if err != nil {
 		f.Close()
-		return &TransientError{fmt.Errorf("read object %q: %w", ref.Name, err)}
+		return &ingest.TransientError{Err: fmt.Errorf("read object %q: %w", ref.Name, err)}
 	}
 	if n != int64(info.Size) {
 		f.Close()
-		return &TransientError{fmt.Errorf("read object %q: got %d of %d bytes", ref.Name, n, info.Size)}
+		return &ingest.TransientError{Err: fmt.Errorf("read object %q: got %d of %d bytes", ref.Name, n, info.Size)}
 	}
 	m.spool, m.size = f, n
 	return nil
@@ -661,6 +632,26 @@ func (m *Message) Ack() error {
 	m.s.acked.Add(1)
 	return nil
 }
+
+// Origin is the film's source for its result message. The file name a
+// sender put in a header is reduced to a safe base name.
+func (m *Message) Origin() publish.Source {
+	return publish.Source{Kind: "nats", Name: m.subject, File: m.Header(HeaderFilename), FilmID: m.id, Sender: m.Header(HeaderSource)}
+}
+
+// PriorityHint is the priority the sender put in the Triaged-Priority header.
+func (m *Message) PriorityHint() string {
+	return strings.ToUpper(strings.TrimSpace(m.Header(HeaderPriority)))
+}
+
+// Quarantine keeps the film on the dead-letter subject with its reason and
+// stops its deliveries (the daemon has already stored the error event).
+func (m *Message) Quarantine(code, reason string) error {
+	return m.DeadLetter(code, reason, "triaged "+m.s.o.Daemon)
+}
+
+// Release gives the film back for a retry after the delay.
+func (m *Message) Release(after time.Duration) { m.Retry(after) }
 
 // Retry gives the film back: at once (after == 0, a shutdown) or, after a
 // failure, following the backoff schedule (never sooner than after).

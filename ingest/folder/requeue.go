@@ -1,4 +1,4 @@
-package ingest
+package folder
 
 import (
 	"encoding/json"
@@ -23,7 +23,7 @@ const reasonSuffix = ".reason.json"
 // A film matches when All is set, its reason code is in Codes, or its name
 // (as dropped, or as stored in the quarantine) is in Names.
 type RequeueOptions struct {
-	Folder FolderOptions
+	Folder Options
 	Names  []string
 	Codes  []string
 	All    bool

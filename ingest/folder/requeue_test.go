@@ -1,4 +1,4 @@
-package ingest
+package folder
 
 import (
 	"encoding/json"
@@ -31,10 +31,10 @@ func TestRequeueMovesFilmsBackAndKeepsReasons(t *testing.T) {
 	quarantine(t, f, "c.dcm", "C", "codec_error")
 	failed := filepath.Join(dir, "failed")
 
-	if _, err := Requeue(RequeueOptions{Folder: FolderOptions{Path: dir}}); err == nil {
+	if _, err := Requeue(RequeueOptions{Folder: Options{Path: dir}}); err == nil {
 		t.Fatal("no selection accepted")
 	}
-	dry, err := Requeue(RequeueOptions{Folder: FolderOptions{Path: dir}, Codes: []string{"codec_error"}, DryRun: true})
+	dry, err := Requeue(RequeueOptions{Folder: Options{Path: dir}, Codes: []string{"codec_error"}, DryRun: true})
 	if err != nil || len(dry) != 2 {
 		t.Fatalf("dry run: %v %+v", err, dry)
 	}
@@ -42,7 +42,7 @@ func TestRequeueMovesFilmsBackAndKeepsReasons(t *testing.T) {
 		t.Fatalf("dry run moved files: %v", got)
 	}
 
-	rq, err := Requeue(RequeueOptions{Folder: FolderOptions{Path: dir}, Codes: []string{"codec_error"}})
+	rq, err := Requeue(RequeueOptions{Folder: Options{Path: dir}, Codes: []string{"codec_error"}})
 	if err != nil || len(rq) != 2 {
 		t.Fatalf("by code: %v %+v", err, rq)
 	}
@@ -70,7 +70,7 @@ func TestRequeueMovesFilmsBackAndKeepsReasons(t *testing.T) {
 	}
 
 	// By name.
-	rq, err = Requeue(RequeueOptions{Folder: FolderOptions{Path: dir}, Names: []string{"b.dcm"}})
+	rq, err = Requeue(RequeueOptions{Folder: Options{Path: dir}, Names: []string{"b.dcm"}})
 	if err != nil || len(rq) != 1 || filepath.Base(rq[0].To) != "b.dcm" {
 		t.Fatalf("by name: %v %+v", err, rq)
 	}
@@ -79,7 +79,7 @@ func TestRequeueMovesFilmsBackAndKeepsReasons(t *testing.T) {
 	}
 
 	// All: a.dcm failed twice; both of its reason files are kept.
-	rq, err = Requeue(RequeueOptions{Folder: FolderOptions{Path: dir}, All: true})
+	rq, err = Requeue(RequeueOptions{Folder: Options{Path: dir}, All: true})
 	if err != nil || len(rq) != 1 || rq[0].Name != "a.dcm" {
 		t.Fatalf("all: %v %+v", err, rq)
 	}
@@ -102,7 +102,7 @@ func TestRequeueArchivesOrphansAndNeverOverwrites(t *testing.T) {
 	os.WriteFile(filepath.Join(failed, "y.dcm"), []byte("quarantined"), 0o640)
 	os.WriteFile(filepath.Join(failed, "y.dcm.reason.json"), []byte(`{"film_id":"00112233445566aa","file":"y.dcm","code":"not_dicom"}`), 0o640)
 	os.WriteFile(filepath.Join(dir, "y.dcm"), []byte("newer drop"), 0o644)
-	rq, err := Requeue(RequeueOptions{Folder: FolderOptions{Path: dir}, All: true})
+	rq, err := Requeue(RequeueOptions{Folder: Options{Path: dir}, All: true})
 	if err != nil || len(rq) != 1 || filepath.Base(rq[0].To) != "y.dcm.00112233445566aa" {
 		t.Fatalf("%v %+v", err, rq)
 	}

@@ -1,6 +1,12 @@
-package daemon
+// Package film is the film-level library: decode one DICOM film or image
+// file, preprocess it exactly as the reference does, score it with an
+// engine, and build its result message. The daemon's workers, `triaged
+// score`, `eval`, `heatmap` and the bench all go through it, so a film is
+// scored the same way everywhere.
+package film
 
 import (
+	"bytes"
 	"context"
 	"image"
 	"io"
@@ -32,11 +38,20 @@ func Analyze(ctx context.Context, eng *triage.Engine, r io.Reader, size int64, l
 		return nil, err
 	}
 	a := &Analysis{Header: film.Header, Display: film.Image}
-	a.Timings.DecodeMS = ms(time.Since(t0))
+	a.Timings.DecodeMS = MS(time.Since(t0))
 	if requested == "" {
 		requested = film.Header.Priority
 	}
 	return a, a.score(ctx, eng, requested)
+}
+
+// AnalyzeFile scores a whole file held in memory: a DICOM film or a plain
+// JPEG/PNG image, told apart by decode.Sniff.
+func AnalyzeFile(ctx context.Context, eng *triage.Engine, data []byte, lim decode.Limits) (*Analysis, error) {
+	if decode.Sniff(data) == decode.KindImage {
+		return AnalyzeImage(ctx, eng, data, lim)
+	}
+	return Analyze(ctx, eng, bytes.NewReader(data), int64(len(data)), lim, "")
 }
 
 // AnalyzeImage scores a plain JPEG or PNG image (training data, screenshots).
@@ -47,7 +62,7 @@ func AnalyzeImage(ctx context.Context, eng *triage.Engine, data []byte, lim deco
 		return nil, err
 	}
 	a := &Analysis{Header: &decode.Header{Rows: g.Rect.Dy(), Columns: g.Rect.Dx()}, Display: g}
-	a.Timings.DecodeMS = ms(time.Since(t0))
+	a.Timings.DecodeMS = MS(time.Since(t0))
 	return a, a.score(ctx, eng, "")
 }
 
@@ -56,13 +71,13 @@ func (a *Analysis) score(ctx context.Context, eng *triage.Engine, requested stri
 	a.Input = preprocess.Prepare(a.Display)
 	x := make([]float32, preprocess.TensorLen)
 	preprocess.Tensor(a.Input.Gray, x)
-	a.Timings.PreprocessMS = ms(time.Since(t1))
+	a.Timings.PreprocessMS = MS(time.Since(t1))
 	t2 := time.Now()
 	res, err := eng.Score(ctx, x)
 	if err != nil {
 		return err
 	}
-	a.Timings.InferenceMS = ms(time.Since(t2))
+	a.Timings.InferenceMS = MS(time.Since(t2))
 	a.Timings.BatchSize = res.BatchSize
 	a.Result = res
 	a.Priority, a.Why = eng.Classify(res.Ensemble, requested)
@@ -75,7 +90,7 @@ func (a *Analysis) Message(eng *triage.Engine, src publish.Source, version, host
 		Schema:         publish.ResultSchema,
 		Kind:           "result",
 		Source:         src,
-		Film:           filmOf(a.Header),
+		Film:           Of(a.Header),
 		Score:          a.Result.Ensemble,
 		Priority:       string(a.Priority),
 		PriorityReason: a.Why,
@@ -91,3 +106,23 @@ func (a *Analysis) Message(eng *triage.Engine, src publish.Source, version, host
 	}
 	return r
 }
+
+// Of identifies the DICOM instance of a header for result messages.
+func Of(h *decode.Header) publish.Film {
+	return publish.Film{
+		StudyInstanceUID:  h.StudyInstanceUID,
+		SeriesInstanceUID: h.SeriesInstanceUID,
+		SOPInstanceUID:    h.SOPInstanceUID,
+		SOPClassUID:       h.SOPClassUID,
+		Modality:          h.Modality,
+		BodyPart:          h.BodyPart,
+		ViewPosition:      h.ViewPosition,
+		DICOMPriority:     h.Priority,
+		TransferSyntax:    h.TransferSyntax,
+		Rows:              h.Rows,
+		Columns:           h.Columns,
+	}
+}
+
+// MS is a duration in milliseconds, as timings are published.
+func MS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

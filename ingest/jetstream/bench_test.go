@@ -1,4 +1,4 @@
-package ingest
+package jetstream
 
 import (
 	"crypto/sha256"

@@ -1,4 +1,4 @@
-package ingest
+package folder
 
 import "unicode/utf8"
 

@@ -1,4 +1,4 @@
-package ingest
+package jetstream
 
 import (
 	"context"
@@ -6,23 +6,25 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/triaged/triaged/bus"
 	"io"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/internal/testenv"
 )
 
 type jsHarness struct {
 	t   testing.TB
 	nc  *nats.Conn
-	js  jetstream.JetStream
-	src *JetStream
+	js  natsjs.JetStream
+	src *Intake
 	ctx context.Context
 }
 
@@ -34,12 +36,12 @@ func openTestIntake(t testing.TB, capacity, maxDeliver int) *jsHarness {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js, _ := natsjs.New(nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	src, err := OpenJetStream(ctx, JetStreamOptions{
+	src, err := Open(ctx, Options{
 		JS: js, Subject: "t.ingest",
-		Stream:  StreamSettings{Name: "T_INGEST", Replicas: 1, DuplicateWindow: time.Hour},
+		Stream:  bus.StreamSpec{Name: "T_INGEST", Replicas: 1, DuplicateWindow: time.Hour},
 		Durable: "d", AckWait: 2 * time.Second, MaxDeliver: maxDeliver,
 		Backoff: []time.Duration{50 * time.Millisecond}, Capacity: capacity,
 		DeadLetterSubject: "t.dead", DeadLetterStream: "T_DEAD", ObjectBucket: "T_FILMS",
@@ -69,7 +71,7 @@ func (h *jsHarness) next() *Message {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
 	defer cancel()
-	m, err := h.src.Next(ctx)
+	m, err := h.src.next(ctx)
 	if err != nil {
 		h.t.Fatalf("no film delivered: %v", err)
 	}
@@ -91,7 +93,7 @@ func readMsg(t *testing.T, m *Message) ([]byte, error) {
 }
 
 func openCodeOf(err error) string {
-	var oe *OpenError
+	var oe *ingest.OpenError
 	if errors.As(err, &oe) {
 		return oe.Code
 	}
@@ -237,7 +239,7 @@ func TestJetStreamHoldsAtMostCapacity(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, 500*time.Millisecond)
 	defer cancel()
-	if m, err := h.src.Next(ctx); err == nil {
+	if m, err := h.src.next(ctx); err == nil {
 		t.Fatalf("a fourth film was handed out beyond capacity 3: %s", m.ID())
 	}
 	st := h.src.Stats(h.ctx)

@@ -1,8 +1,9 @@
-// Package ingest takes films from drop folders: it watches a folder with
+// Package folder is the drop-folder intake: it watches a folder with
 // fsnotify (and rescans it periodically), waits until a file is completely
 // written, claims it by an atomic rename into a processing area, and later
 // moves it to done/ or, with a reason file, to failed/. It never deletes.
-package ingest
+// Its films follow the contract of package ingest.
+package folder
 
 import (
 	"context"
@@ -21,11 +22,22 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
+
+	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/publish"
 )
 
-// FolderOptions configure one drop folder.
-type FolderOptions struct {
-	Path          string
+// Options configure one drop folder.
+type Options struct {
+	Path string
+	// Kind names the intake in results' source ("folder" by default; a
+	// spool folder of a network intake says "dimse" or "dicomweb").
+	Kind string
+	// Sender, if set, recovers the sender from a file name (a spool
+	// folder's names carry the calling AE title).
+	Sender func(name string) string
+	// Daemon is the daemon's version, recorded in reason files.
+	Daemon        string
 	ProcessingDir string // default <Path>/.processing
 	DoneDir       string // default <Path>/done
 	FailedDir     string // default <Path>/failed
@@ -38,7 +50,7 @@ type FolderOptions struct {
 
 // Folder is one watched drop folder.
 type Folder struct {
-	o   FolderOptions
+	o   Options
 	log zerolog.Logger
 
 	mu        sync.Mutex
@@ -62,10 +74,10 @@ type candidate struct {
 // processing area, so a crash loses neither.
 const idSep = "--"
 
-// OpenFolder creates the folder's working directories, checks they share
+// Open creates the folder's working directories, checks they share
 // the drop folder's filesystem (claims and moves must be atomic renames) and
 // picks up whatever a previous run left in processing.
-func OpenFolder(o FolderOptions) (*Folder, error) {
+func Open(o Options) (*Folder, error) {
 	o = o.WithDefaults()
 	if o.Settle < 0 {
 		o.Settle = 0
@@ -323,7 +335,15 @@ func (f *Folder) signal() {
 
 // Next claims the next complete film, waiting for one if need be. Films
 // left in processing come first.
-func (f *Folder) Next(ctx context.Context) (*File, error) {
+func (f *Folder) Next(ctx context.Context) (ingest.Film, error) {
+	it, err := f.next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+func (f *Folder) next(ctx context.Context) (*File, error) {
 	for {
 		f.mu.Lock()
 		if len(f.recovered) > 0 {
@@ -400,31 +420,22 @@ func (it *File) Open() (io.ReadCloser, int64, error) {
 	fd, err := unix.Open(it.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return nil, 0, &OpenError{Code: "symlink", Err: errors.New("the dropped file is a symbolic link; links are never followed")}
+			return nil, 0, &ingest.OpenError{Code: "symlink", Err: errors.New("the dropped file is a symbolic link; links are never followed")}
 		}
-		return nil, 0, &OpenError{Code: "unreadable", Err: fmt.Errorf("open claimed file: %w", err)}
+		return nil, 0, &ingest.OpenError{Code: "unreadable", Err: fmt.Errorf("open claimed file: %w", err)}
 	}
 	file := os.NewFile(uintptr(fd), it.path)
 	st, err := file.Stat()
 	if err != nil {
 		file.Close()
-		return nil, 0, &OpenError{Code: "unreadable", Err: fmt.Errorf("stat claimed file: %w", err)}
+		return nil, 0, &ingest.OpenError{Code: "unreadable", Err: fmt.Errorf("stat claimed file: %w", err)}
 	}
 	if !st.Mode().IsRegular() {
 		file.Close()
-		return nil, 0, &OpenError{Code: "not_regular_file", Err: fmt.Errorf("the dropped file is a %s, not a regular file", st.Mode().Type())}
+		return nil, 0, &ingest.OpenError{Code: "not_regular_file", Err: fmt.Errorf("the dropped file is a %s, not a regular file", st.Mode().Type())}
 	}
 	return file, st.Size(), nil
 }
-
-// OpenError is a file that cannot be read as a film, with a reason code.
-type OpenError struct {
-	Code string
-	Err  error
-}
-
-func (e *OpenError) Error() string { return e.Err.Error() }
-func (e *OpenError) Unwrap() error { return e.Err }
 
 // Done moves the file to done/. Call it only after the film's result is
 // durably stored.
@@ -460,6 +471,34 @@ func (it *File) Fail(code, reason, daemon string) (string, error) {
 		return "", fmt.Errorf("film %s: move to failed: %w", it.id, err)
 	}
 	return dst, nil
+}
+
+// Origin is the film's source for its result message.
+func (it *File) Origin() publish.Source {
+	o := it.folder.o
+	src := publish.Source{Kind: o.Kind, Name: o.Path, File: it.name, FilmID: it.id}
+	if src.Kind == "" {
+		src.Kind = "folder"
+	}
+	if o.Sender != nil {
+		src.Sender = o.Sender(it.name)
+	}
+	return src
+}
+
+// PriorityHint: a dropped file carries no priority outside itself.
+func (it *File) PriorityHint() string { return "" }
+
+// Ack moves the film to done/: its result is stored.
+func (it *File) Ack() error {
+	_, err := it.Done()
+	return err
+}
+
+// Quarantine moves the film to failed/ beside its reason file.
+func (it *File) Quarantine(code, reason string) error {
+	_, err := it.Fail(code, reason, "triaged "+it.folder.o.Daemon)
+	return err
 }
 
 // Release leaves the file in processing and queues it again after a delay

@@ -1,4 +1,4 @@
-package ingest
+package folder
 
 import (
 	"context"
@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/ingest"
 )
 
 func open(t *testing.T, dir string, settle time.Duration) (*Folder, context.CancelFunc) {
 	t.Helper()
-	f, err := OpenFolder(FolderOptions{Path: dir, Settle: settle, RescanInterval: time.Hour, Log: zerolog.Nop()})
+	f, err := Open(Options{Path: dir, Settle: settle, RescanInterval: time.Hour, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func next(t *testing.T, f *Folder, within time.Duration) *File {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	it, err := f.Next(ctx)
+	it, err := f.next(ctx)
 	if err != nil {
 		t.Fatalf("no file claimed within %s: %v", within, err)
 	}
@@ -43,7 +45,7 @@ func noNext(t *testing.T, f *Folder, within time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	if it, err := f.Next(ctx); err == nil {
+	if it, err := f.next(ctx); err == nil {
 		t.Fatalf("claimed %s, expected nothing", it.Name())
 	}
 }
@@ -190,7 +192,7 @@ func TestSymlinkIsNotFollowed(t *testing.T) {
 	os.Symlink(secret, filepath.Join(dir, "link.dcm"))
 	it := next(t, f, 2*time.Second)
 	_, _, err := it.Open()
-	var oe *OpenError
+	var oe *ingest.OpenError
 	if !errors.As(err, &oe) || oe.Code != "symlink" {
 		t.Fatalf("open of a symlink: %v", err)
 	}
@@ -201,7 +203,7 @@ func TestSymlinkIsNotFollowed(t *testing.T) {
 
 func TestRescanFindsFilesWithoutEvents(t *testing.T) {
 	dir := t.TempDir()
-	f, err := OpenFolder(FolderOptions{Path: dir, Settle: 0, Log: zerolog.Nop()})
+	f, err := Open(Options{Path: dir, Settle: 0, Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
