@@ -84,4 +84,3 @@ func TestEventsGoToTheirSubjects(t *testing.T) {
 		}
 	}
 }
-

@@ -47,15 +47,15 @@ func dialJetStream(cfg *config.Config, server, name string, opts ...nats.Option)
 }
 
 func cmdAlerts(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("alerts", stderr)
-	cfgPath := fs.String("config", "", "config file (NATS address, subject prefix, stream names)")
+	fs := newFlags("alerts", stdout, stderr)
+	cfgPath := fs.configFlag("NATS address, subject prefix, stream names")
 	server := fs.String("server", "", "NATS URL (default from the config)")
 	follow := fs.Bool("follow", false, "keep printing new alerts as they arrive")
 	all := fs.Bool("all", false, "start from the oldest stored alert (default: with -follow only new ones, else all)")
 	results := fs.Bool("results", false, "print every result instead of alerts only")
 	save := fs.String("save", "", "also fetch each message's heatmap attachments into this directory")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

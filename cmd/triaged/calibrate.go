@@ -12,13 +12,13 @@ import (
 )
 
 func cmdCalibrate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("calibrate", stderr)
+	fs := newFlags("model calibrate", stdout, stderr)
 	lf := addLabeledFlags(fs, "val")
 	sens := fs.Float64("sensitivity", 0.98, "urgent threshold: the highest threshold keeping at least this sensitivity")
 	spec := fs.Float64("specificity", 0.99, "critical threshold: the lowest threshold keeping at least this specificity")
 	write := fs.Bool("write", false, "write each model's thresholds into its manifest.json")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	items, name, err := lf.load()
 	if err != nil {

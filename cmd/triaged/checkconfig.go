@@ -9,18 +9,18 @@ import (
 )
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check-config", stderr)
-	cfgPath := fs.String("config", "", "config file (default $TRIAGED_CONFIG, else embedded defaults)")
+	fs := newFlags("check-config", stdout, stderr)
+	cfgPath := fs.configFlag("daemon settings")
 	print := fs.Bool("print", false, "print the effective configuration (defaults filled in)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() == 1 && *cfgPath == "" {
 		*cfgPath = fs.Arg(0)
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
-		reportConfigError(stdout, err)
+		reportConfigError(stderr, err)
 		return 1
 	}
 	// Model manifests are part of a config being usable.
@@ -31,7 +31,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(ps) > 0 {
-		reportConfigError(stdout, ps)
+		reportConfigError(stderr, ps)
 		return 1
 	}
 	if *print {

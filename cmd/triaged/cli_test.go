@@ -23,9 +23,9 @@ func run(args ...string) (int, string, string) {
 
 func TestCheckConfigListsEveryProblem(t *testing.T) {
 	td := filepath.Join(testenv.Root(), "cmd", "triaged", "testdata")
-	code, out, _ := run("check-config", "-config", filepath.Join(td, "bad.yaml"))
-	if code != 1 {
-		t.Fatalf("exit %d", code)
+	code, stdout, out := run("check-config", "-config", filepath.Join(td, "bad.yaml"))
+	if code != 1 || stdout != "" {
+		t.Fatalf("exit %d, stdout %q (problems belong on stderr)", code, stdout)
 	}
 	golden := filepath.Join(td, "bad.golden")
 	if *update {
@@ -128,8 +128,8 @@ func TestEvalWritesReportAndFigures(t *testing.T) {
 	testenv.ORT(t)
 	data := testenv.SharedData(t)
 	out := t.TempDir()
-	code, stdout, errs := run("eval", "-labels", filepath.Join(data, "cxr", "labels.csv"), "-split", "models/split.json", "-set", "test",
-		"-models", "models/squeezenet1_1", "-heatmaps", "cam", "-out", out)
+	code, stdout, errs := run("model", "eval", "-labels", filepath.Join(data, "cxr", "labels.csv"), "-split", "models/split.json", "-set", "test",
+		"-models", "models/squeezenet1_1", "-heatmaps", "cam", "-o", out)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
 	}
@@ -156,5 +156,57 @@ func TestEvalWritesReportAndFigures(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "| squeezenet1_1 |") || !strings.Contains(stdout, "per source") && !strings.Contains(stdout, "Per source") {
 		t.Errorf("markdown table missing:\n%s", stdout)
+	}
+}
+
+// Every command's -h prints its usage on stdout and exits 0; the usage is
+// kept in golden files so a change to the command line is a visible diff.
+func TestHelpGolden(t *testing.T) {
+	td := filepath.Join(testenv.Root(), "cmd", "triaged", "testdata", "help")
+	cases := map[string][]string{"triaged": {"-h"}}
+	for _, c := range table() {
+		if c.verbs == nil {
+			cases[c.name] = []string{c.name, "-h"}
+			continue
+		}
+		cases[c.name] = []string{c.name, "-h"}
+		for _, v := range c.verbs {
+			cases[c.name+"-"+v.name] = []string{c.name, v.name, "-h"}
+		}
+	}
+	for name, args := range cases {
+		code, stdout, stderr := run(args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+		golden := filepath.Join(td, name+".golden")
+		if *update {
+			os.MkdirAll(td, 0o755)
+			os.WriteFile(golden, []byte(stdout), 0o644)
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil || stdout != string(want) {
+			t.Errorf("%v differs from %s (go test -update):\n%s", args, golden, stdout)
+		}
+	}
+}
+
+// Usage errors exit 2 with the usage on stderr; old names keep working and
+// say what they are now.
+func TestUsageErrorsAndOldNames(t *testing.T) {
+	for _, args := range [][]string{{}, {"nope"}, {"score"}, {"score", "-nope"}, {"model"}, {"model", "nope"}, {"heatmap"}} {
+		code, stdout, stderr := run(args...)
+		if code != 2 || stdout != "" || stderr == "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	for old, now := range map[string]string{"eval": "model eval", "calibrate": "model calibrate", "heatmap-check": "heatmap check"} {
+		code, stdout, stderr := run(old, "-h")
+		if code != 0 || !strings.Contains(stdout, "usage: triaged "+now+" ") || !strings.Contains(stderr, "is now") {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", old, code, stdout, stderr)
+		}
+	}
+	if code, stdout, _ := run("version", "-verbose", "-h"); code != 0 || !strings.Contains(stdout, "-v") {
+		t.Errorf("version -verbose -h: exit %d %q", code, stdout)
 	}
 }

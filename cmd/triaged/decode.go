@@ -40,15 +40,15 @@ type decodeSummary struct {
 // crop the model's preprocessing makes of it. Output paths come only from
 // the command line, never from the file.
 func cmdDecode(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("decode", stderr)
-	cfgPath := fs.String("config", "", "config file (decode limits)")
+	fs := newFlags("decode", stdout, stderr)
+	cfgPath := fs.configFlag("decode limits")
 	out := fs.String("o", "", "write the display-ready image (8-bit gray PNG) here")
 	raw := fs.String("raw", "", "write the first frame's stored values (16-bit gray PNG; RGB for color) here")
 	crop := fs.String("crop", "", "write the model's 224x224 input crop (8-bit gray PNG) here")
 	var files []string
 	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
-			return 2
+		if code, ok := fs.parse(rest); !ok {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -57,8 +57,7 @@ func cmdDecode(args []string, stdout, stderr io.Writer) int {
 		rest = fs.Args()[1:]
 	}
 	if len(files) != 1 || (*out == "" && *raw == "" && *crop == "") {
-		fmt.Fprintln(stderr, "usage: triaged decode FILE -o OUT.png [-raw RAW16.png] [-crop CROP.png] [-config FILE]")
-		return 2
+		return fs.usageError()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,9 +24,9 @@ type labeledFlags struct {
 	workers                                     *int
 }
 
-func addLabeledFlags(fs *flag.FlagSet, defaultSet string) labeledFlags {
+func addLabeledFlags(fs *flags, defaultSet string) labeledFlags {
 	return labeledFlags{
-		cfgPath: fs.String("config", "", "config file (models, thresholds, ONNX Runtime)"),
+		cfgPath: fs.configFlag("models, thresholds, ONNX Runtime"),
 		models:  fs.String("models", "", "comma-separated model directories (overrides the config's models)"),
 		labels:  fs.String("labels", "", "labels CSV with file,label[,source,patient_id] columns (files relative to the CSV)"),
 		split:   fs.String("split", "", "split file (models/split.json) to select patients from the CSV"),
@@ -88,13 +87,13 @@ func modelInfos(eng *triage.Engine) ([]eval.ModelInfo, eval.ModelInfo) {
 }
 
 func cmdEval(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("eval", stderr)
+	fs := newFlags("model eval", stdout, stderr)
 	lf := addLabeledFlags(fs, "test")
-	out := fs.String("out", "out/eval", "directory for report.json, report.md and the figures")
+	out := fs.outFlag("out/eval", "directory for report.json, report.md and the figures", "out")
 	heat := fs.String("heatmaps", "cam", "deletion check of the heatmaps on the positives: off, cam, or both (CAM and occlusion; occlusion costs ((224-N)/S+1)^2 passes per film and model)")
 	stride := fs.Int("occlusion-stride", 0, "occlusion stride S for the check (default: heatmap.occlusion.stride)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	items, name, err := lf.load()
 	if err != nil {

@@ -17,13 +17,6 @@ import (
 	"github.com/triaged/triaged/provision"
 )
 
-// Registered here rather than in main.go's table, to keep that table
-// untouched by this feature.
-func init() {
-	commands["heatmap"] = command{"render heatmap overlays of films (no NATS)", cmdHeatmap}
-	commands["heatmap-check"] = command{"deletion check: do the heatmaps beat random masking on the test split?", cmdHeatmapCheck}
-}
-
 // testPositives picks n COVID-19 images of the test split, spread evenly
 // over its sorted list (all of them for n <= 0).
 func testPositives(split, cxr string, n int) ([]splitdata.Image, error) {
@@ -45,15 +38,15 @@ func testPositives(split, cxr string, n int) ([]splitdata.Image, error) {
 }
 
 func cmdHeatmap(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("heatmap", stderr)
-	cfgPath := fs.String("config", "", "config file (models, heatmap rendering and occlusion settings)")
+	fs := newFlags("heatmap render", stdout, stderr)
+	cfgPath := fs.configFlag("models, heatmap rendering and occlusion settings")
 	method := fs.String("method", "cam", "cam, occlusion or both")
-	out := fs.String("out", ".", "directory the PNG overlays (and .npy raw maps) are written to")
+	out := fs.outFlag(".", "directory the PNG overlays (and .npy raw maps) are written to", "out")
 	positives := fs.Int("test-positives", 0, "instead of FILEs, render N COVID-19 films of the test split (models/split.json)")
 	split := fs.String("split", "models/split.json", "the split, with -test-positives")
 	cxr := fs.String("data", "../shared/data/cxr", "the shared chest X-ray set, with -test-positives")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	files := fs.Args()
 	if *positives > 0 {
@@ -68,8 +61,7 @@ func cmdHeatmap(args []string, stdout, stderr io.Writer) int {
 	}
 	doCAM, doOcc := *method == "cam" || *method == "both", *method == "occlusion" || *method == "both"
 	if len(files) == 0 || (!doCAM && !doOcc) {
-		fmt.Fprintln(stderr, "usage: triaged heatmap [-config FILE] [-method cam|occlusion|both] [-out DIR] FILE... | -test-positives N")
-		return 2
+		return fs.usageError()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -160,17 +152,19 @@ func cmdHeatmap(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdHeatmapCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("heatmap-check", stderr)
-	cfgPath := fs.String("config", "", "config file (models, occlusion settings)")
+	fs := newFlags("heatmap check", stdout, stderr)
+	cfgPath := fs.configFlag("models, occlusion settings")
 	n := fs.Int("n", 0, "number of test-split COVID-19 films, spread over the split (0: all)")
-	size := fs.Int("size", 0, "occlusion patch size N (default: heatmap.occlusion.size)")
-	stride := fs.Int("stride", 0, "occlusion stride S (default: heatmap.occlusion.stride)")
+	size := fs.Int("occlusion-size", 0, "occlusion patch size N (default: heatmap.occlusion.size)")
+	fs.Var(fs.Lookup("occlusion-size").Value, "size", "deprecated: use -occlusion-size")
+	stride := fs.Int("occlusion-stride", 0, "occlusion stride S (default: heatmap.occlusion.stride)")
+	fs.Var(fs.Lookup("occlusion-stride").Value, "stride", "deprecated: use -occlusion-stride")
 	noOcc := fs.Bool("cam-only", false, "check CAM only (occlusion costs ((224-N)/S+1)^2 passes per film and model)")
 	draws := fs.Int("draws", heatmap.DefaultDeletion.RandomDraws, "random masks per film and fraction")
 	split := fs.String("split", "models/split.json", "the split")
 	cxr := fs.String("data", "../shared/data/cxr", "the shared chest X-ray set")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

@@ -14,7 +14,7 @@ func TestHeatmapRendersFiles(t *testing.T) {
 	testenv.ORT(t)
 	film := testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")
 	out := t.TempDir()
-	code, stdout, errs := run("heatmap", "-out", out, film)
+	code, stdout, errs := run("heatmap", "render", "-o", out, film)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, errs)
 	}
@@ -34,7 +34,7 @@ func TestHeatmapRendersFiles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "01-cam.npy")); err != nil {
 		t.Error(err)
 	}
-	if code, _, _ := run("heatmap", "-method", "gradcam", film); code != 2 {
+	if code, _, _ := run("heatmap", "render", "-method", "gradcam", film); code != 2 {
 		t.Errorf("unknown method: exit %d", code)
 	}
 }
@@ -42,7 +42,7 @@ func TestHeatmapRendersFiles(t *testing.T) {
 func TestHeatmapCheckPrintsTheDeletionTable(t *testing.T) {
 	testenv.ORT(t)
 	testenv.SharedData(t)
-	code, out, errs := run("heatmap-check", "-cam-only", "-n", "6")
+	code, out, errs := run("heatmap", "check", "-cam-only", "-n", "6")
 	if !strings.Contains(out, "deletion check on 6 COVID-19 films") || !strings.Contains(out, "random") || !strings.Contains(out, "cam ") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}

@@ -10,21 +10,15 @@ import (
 )
 
 func cmdRequeue(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("requeue", stderr)
-	cfgPath := fs.String("config", "", "config file (default $TRIAGED_CONFIG, else embedded defaults)")
+	fs := newFlags("requeue", stdout, stderr)
+	cfgPath := fs.configFlag("daemon settings")
 	only := fs.String("folder", "", "only this drop folder (default: every configured one)")
 	codes := fs.String("code", "", "requeue films quarantined with these reason codes (comma separated)")
 	all := fs.Bool("all", false, "requeue every quarantined film")
 	dry := fs.Bool("dry-run", false, "only say what would be requeued")
-	verbose := fs.Bool("v", false, "also print file names (they may identify a patient: keep them out of logs)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: triaged requeue [-config FILE] [-folder DIR] (-all | -code CODE[,CODE] | NAME...)\n\n"+
-			"Moves quarantined films (failed/) back into their drop folder, where the daemon picks them up again;\n"+
-			"each reason file is kept under failed/%s/. Nothing is deleted or overwritten.\n\n", folder.HistoryDir)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	verbose := fs.verboseFlag("also print file names (they may identify a patient: keep them out of logs)")
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	var cs []string
 	for _, c := range strings.Split(*codes, ",") {
@@ -33,8 +27,7 @@ func cmdRequeue(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if !*all && len(cs) == 0 && fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return fs.usageError()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

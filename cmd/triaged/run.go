@@ -6,10 +6,10 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("run", stderr)
-	cfgPath := fs.String("config", "", "config file (default $TRIAGED_CONFIG, else embedded defaults)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("run", stdout, stderr)
+	cfgPath := fs.configFlag("daemon settings")
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

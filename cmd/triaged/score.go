@@ -23,14 +23,13 @@ type scoreFailure struct {
 }
 
 func cmdScore(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("score", stderr)
-	cfgPath := fs.String("config", "", "config file (models, thresholds, ONNX Runtime)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("score", stdout, stderr)
+	cfgPath := fs.configFlag("models, thresholds, ONNX Runtime")
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: triaged score [-config FILE] FILE...")
-		return 2
+		return fs.usageError()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

@@ -41,8 +41,8 @@ type submitted struct {
 }
 
 func cmdSubmit(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("submit", stderr)
-	cfgPath := fs.String("config", "", "config file (NATS address and security, ingest subject and bucket)")
+	fs := newFlags("submit", stdout, stderr)
+	cfgPath := fs.configFlag("NATS address and security, ingest subject and bucket")
 	server := fs.String("server", "", "NATS URL (default from the config)")
 	subject := fs.String("subject", "", "ingest subject (default ingest.nats.subject)")
 	bucket := fs.String("bucket", "", "object store bucket for large films (default ingest.nats.object_bucket)")
@@ -50,16 +50,11 @@ func cmdSubmit(args []string, stdout, stderr io.Writer) int {
 	source := fs.String("source", "", "Triaged-Source header: who sends the films")
 	inlineMax := fs.String("inline-max", "auto", "largest film sent inside the message (auto: the server's max payload less 8KiB; 0: always the object store)")
 	timeout := fs.Duration("timeout", time.Minute, "per film")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: triaged submit [flags] FILE...|DIR...\n\nPublishes DICOM films to the NATS ingest subject, inline or through the object store by size.\nOne JSON line per film on stdout; exit status 1 if any film failed.")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
+		return fs.usageError()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

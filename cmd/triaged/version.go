@@ -9,11 +9,11 @@ import (
 )
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("version", stderr)
-	verbose := fs.Bool("verbose", false, "also load the ONNX Runtime library and the configured models and show their execution providers")
-	cfgPath := fs.String("config", "", "config file, for -verbose")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs := newFlags("version", stdout, stderr)
+	verbose := fs.verboseFlag("also load the ONNX Runtime library and the configured models and show their execution providers", "verbose")
+	cfgPath := fs.configFlag("models, for -v")
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	fmt.Fprintf(stdout, "triaged %s (%s, %s/%s), ONNX Runtime C API %s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH, triage.ORTVersion)
 	if !*verbose {
