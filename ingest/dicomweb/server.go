@@ -385,7 +385,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) (status int, use
 
 	body := &stallGuard{r: http.MaxBytesReader(w, r.Body, s.o.MaxRequestBytes), rc: http.NewResponseController(w), idle: s.o.BodyTimeout}
 	body.extend()
-	mr := multipart.NewReader(body, boundary)
+	// The multipart reader reads 4 KiB at a time: read the connection in
+	// larger gulps under it (a tenth of the system calls for a 10 MB film).
+	mr := multipart.NewReader(bufio.NewReaderSize(body, 256<<10), boundary)
 	wrongType := 0
 	var tooLarge, malformed bool
 	for {
