@@ -80,9 +80,9 @@ func TestCheckPartSynthetic(t *testing.T) {
 				inst.SOPInstanceUID != "1.2.826.0.1.3680043.10.1234.2.1" || inst.TransferSyntax == "" {
 				t.Fatalf("read %+v", inst)
 			}
-			// A file cut anywhere in its last 200 bytes (inside the pixel
+			// A file cut anywhere in its last 100 bytes (inside the pixel
 			// data, or the deflate stream) is incomplete.
-			for cut := len(data) - 200; cut < len(data); cut++ {
+			for cut := len(data) - 100; cut < len(data); cut++ {
 				_, err := checkPart(bytes.NewReader(data[:cut]), defaultPartLimits)
 				var fe *formatError
 				if !errors.As(err, &fe) {
@@ -105,7 +105,10 @@ func TestCheckPartRefuses(t *testing.T) {
 		"no sop uid":    dicomtest.File{TransferSyntax: dicomtest.ExplicitLE, SOPClassUID: "1.2.3"}.Bytes(),
 		"bad uid":       dicomtest.File{TransferSyntax: dicomtest.ExplicitLE, SOPClassUID: "1.2.3", SOPInstanceUID: "1.2.x"}.Bytes(),
 	}
-	for _, h := range dicomtest.Hostile() {
+	if testing.Short() {
+		t.Log("under -short: the hostile corpus (slow to build) is left out")
+	}
+	for _, h := range hostile() {
 		switch h.Code {
 		case string(decode.CodeTruncated), string(decode.CodeElementLength), string(decode.CodeNotDICOM):
 			cases["hostile "+h.Name] = h.Data
@@ -124,6 +127,9 @@ func TestCheckPartRefuses(t *testing.T) {
 // file it can read: the shared films and the other toolkits' corpus.
 func TestCheckPartAgreesWithDecoder(t *testing.T) {
 	data := testenv.SharedData(t)
+	if testing.Short() {
+		t.Skip("skipping under -short: reads ~300 files twice")
+	}
 	var files []string
 	for _, dir := range []string{"dicom/original", "dicom/derived", "dicom-corpora"} {
 		filepath.WalkDir(filepath.Join(data, dir), func(p string, d os.DirEntry, err error) error {
@@ -170,7 +176,7 @@ func FuzzCheckPart(f *testing.F) {
 	for _, b := range synthetic() {
 		f.Add(b)
 	}
-	for _, h := range dicomtest.Hostile() {
+	for _, h := range hostile() {
 		if len(h.Data) < 64<<10 {
 			f.Add(h.Data)
 		}
@@ -198,3 +204,12 @@ func FuzzCheckPart(f *testing.F) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, &transportError{errors.New("cut")} }
+
+// hostile is dicomtest's hostile corpus, or nothing under -short (it takes
+// seconds to build under the race detector).
+func hostile() []dicomtest.HostileFile {
+	if testing.Short() {
+		return nil
+	}
+	return dicomtest.Hostile()
+}

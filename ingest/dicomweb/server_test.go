@@ -233,10 +233,11 @@ func sharedFilms(t testing.TB) map[string][]byte {
 // Every shared film in one request: all stored, byte for byte, each named
 // in the response by the UIDs the decoder reads.
 func TestStoreSharedFilms(t *testing.T) {
-	films := sharedFilms(t)
+	testenv.SharedData(t)
 	if testing.Short() {
 		t.Skip("skipping under -short: posts the shared films (22 MB, fsynced)")
 	}
+	films := sharedFilms(t)
 	ts := serve(t, Options{}, spool.Options{MinFreeBytes: 1})
 	var files [][]byte
 	want := map[[32]byte]bool{}
@@ -604,7 +605,7 @@ func TestServeStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Spool: sp, ShutdownGrace: time.Second})
+	srv, err := New(Options{Spool: sp, ShutdownGrace: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
