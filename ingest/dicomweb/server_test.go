@@ -655,3 +655,50 @@ func TestServeStops(t *testing.T) {
 		t.Errorf("%d goroutines after Serve returned, %d before", n, before)
 	}
 }
+
+// A sender that stalls inside a film is cut off after BodyTimeout, and
+// while it holds the only request slot a second sender is told to retry.
+func TestStallAndBusy(t *testing.T) {
+	ts := serve(t, Options{BodyTimeout: 500 * time.Millisecond, MaxConcurrent: 1}, spool.Options{MinFreeBytes: 1})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		pw.Write([]byte("--b\r\nContent-Type: application/dicom\r\n\r\n"))
+		pw.Write(dicomtest.Good().Bytes()[:500])
+	}()
+	req, _ := http.NewRequest(http.MethodPost, ts.url+"/studies", pr)
+	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=b`)
+	start := time.Now()
+	type answer struct {
+		status int
+		err    error
+	}
+	stalled := make(chan answer, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			stalled <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		stalled <- answer{status: resp.StatusCode}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ctype, body := multipartBody(t, dicomParts(dicomtest.Good().Bytes())...)
+	if status, _ := post(t, nil, ts.url+"/studies", ctype, bytes.NewReader(body), ""); status != http.StatusServiceUnavailable {
+		t.Errorf("second request while the slot is taken: %d, want 503", status)
+	}
+	a := <-stalled
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stalled sender cut off after %v", took)
+	}
+	if a.err == nil && a.status != http.StatusConflict {
+		t.Errorf("stalled sender: status %d, want 409 (or a cut connection)", a.status)
+	}
+	if n := len(spooled(t, ts.dir)); n != 0 {
+		t.Fatalf("%d stored from a stalled sender", n)
+	}
+	if status, _ := post(t, nil, ts.url+"/studies", ctype, bytes.NewReader(body), ""); status != 200 {
+		t.Errorf("after the stalled sender: %d, want 200", status)
+	}
+}
