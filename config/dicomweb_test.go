@@ -29,6 +29,10 @@ func TestDICOMwebDefaults(t *testing.T) {
 	if _, err := Parse([]byte("ingest:\n  dicomweb:\n    enabeld: true\n"), t.TempDir()); err == nil || !strings.Contains(err.Error(), "ingest.dicomweb.enabeld: unknown key") {
 		t.Errorf("misspelt key: %v", err)
 	}
+	_, err = Parse([]byte("ingest:\n  dicomweb:\n    max_instance_size: lots\n    body_timeout: soon\n"), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "ingest.dicomweb.max_instance_size: cannot parse") || !strings.Contains(err.Error(), "ingest.dicomweb.body_timeout") {
+		t.Errorf("values of the wrong type: %v", err)
+	}
 }
 
 func TestDICOMwebProblems(t *testing.T) {

@@ -702,3 +702,15 @@ func TestStallAndBusy(t *testing.T) {
 		t.Errorf("after the stalled sender: %d, want 200", status)
 	}
 }
+
+func TestSOPClassFilter(t *testing.T) {
+	ts := serve(t, Options{AcceptSOPClass: func(uid string) bool { return uid == "1.2.840.10008.5.1.4.1.1.1" }}, spool.Options{MinFreeBytes: 1})
+	ctype, body := multipartBody(t, dicomParts(dicomtest.Good().Bytes())...) // DX for presentation
+	status, resp := post(t, nil, ts.url+"/studies", ctype, bytes.NewReader(body), "")
+	if status != 409 || len(resp.Failed) != 1 || resp.Failed[0].Reason != ReasonSOPClass || resp.Failed[0].SOPClassUID != "1.2.840.10008.5.1.4.1.1.1.1" {
+		t.Fatalf("refused SOP class: %d %+v, want 409 with 0122", status, resp)
+	}
+	if n := len(spooled(t, ts.dir)); n != 0 {
+		t.Fatalf("%d stored", n)
+	}
+}
