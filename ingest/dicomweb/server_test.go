@@ -714,3 +714,31 @@ func TestSOPClassFilter(t *testing.T) {
 		t.Fatalf("%d stored", n)
 	}
 }
+
+// A part whose headers never end: the multipart reader gives up at its
+// 10 MiB header limit (Go's), the request gets 400, nothing is stored.
+func TestEndlessPartHeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping under -short: streams 16 MiB")
+	}
+	ts := serve(t, Options{}, spool.Options{MinFreeBytes: 1})
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte("--b\r\nContent-Type: application/dicom\r\n"))
+		line := []byte("X-Filler: " + strings.Repeat("a", 1000) + "\r\n")
+		for i := 0; i < 16<<10; i++ {
+			if _, err := pw.Write(line); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	defer pr.Close()
+	status, _ := post(t, nil, ts.url+"/studies", `multipart/related; type="application/dicom"; boundary=b`, pr, "")
+	if status != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", status)
+	}
+	if n := len(spooled(t, ts.dir)); n != 0 {
+		t.Fatalf("%d stored", n)
+	}
+}
