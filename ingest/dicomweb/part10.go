@@ -277,24 +277,14 @@ func (w *walker) meta() error {
 		if h.length == undefinedLen || w.pos-start+int64(h.length) > int64(w.lim.maxMeta) {
 			return bad("file meta group larger than %d bytes", w.lim.maxMeta)
 		}
-		switch h.tag {
-		case tagMetaSOPCls, tagMetaSOPInst, tagMetaTS:
-			v, err := w.value(h.length)
-			if err != nil {
+		if dst := w.kept(h.tag); dst != nil {
+			if *dst, err = w.value(h.length); err != nil {
 				return err
 			}
-			switch h.tag {
-			case tagMetaSOPCls:
-				w.inst.SOPClassUID = v
-			case tagMetaSOPInst:
-				w.inst.SOPInstanceUID = v
-			default:
-				w.inst.TransferSyntax = v
-			}
-		default:
-			if err := w.skip(int64(h.length)); err != nil {
-				return err
-			}
+			continue
+		}
+		if err := w.skip(int64(h.length)); err != nil {
+			return err
 		}
 	}
 	if !validUID(w.inst.TransferSyntax) {
@@ -362,18 +352,9 @@ func (w *walker) elems(depth int, implicit bool, end int64) error {
 			return bad("element (%04X,%04X) at byte %d claims %d bytes, past the end of its item", h.tag>>16, h.tag&0xFFFF, at, h.length)
 		}
 		switch {
-		case top && (h.tag == tagStudyUID || h.tag == tagSOPClass || h.tag == tagSOPInst):
-			v, err := w.value(h.length)
-			if err != nil {
+		case top && w.kept(h.tag) != nil:
+			if *w.kept(h.tag), err = w.value(h.length); err != nil {
 				return err
-			}
-			switch h.tag {
-			case tagStudyUID:
-				w.inst.StudyInstanceUID = v
-			case tagSOPClass:
-				w.dsClass = v
-			default:
-				w.dsInst = v
 			}
 		case h.vr == "SQ" && h.length > 0:
 			if err := w.items(depth+1, implicit, w.pos+int64(h.length)); err != nil {
@@ -401,12 +382,10 @@ func (w *walker) items(depth int, implicit bool, end int64) error {
 		if end >= 0 && at+8 > end {
 			return bad("item header at byte %d crosses the end of its sequence", at)
 		}
-		b, err := w.full(8)
+		tag, n, err := w.item()
 		if err != nil {
 			return err
 		}
-		tag := uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:]))
-		n := w.bo.Uint32(b[4:])
 		switch {
 		case tag == tagSeqDelim && end == toDelim:
 			return nil
@@ -434,12 +413,10 @@ func (w *walker) items(depth int, implicit bool, end int64) error {
 // offset table, then the fragments) up to the sequence delimiter.
 func (w *walker) fragments(at int64) error {
 	for {
-		b, err := w.full(8)
+		tag, n, err := w.item()
 		if err != nil {
 			return err
 		}
-		tag := uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:]))
-		n := w.bo.Uint32(b[4:])
 		switch {
 		case tag == tagSeqDelim:
 			return nil
@@ -450,6 +427,35 @@ func (w *walker) fragments(at int64) error {
 			return err
 		}
 	}
+}
+
+// kept is where the value of an element the walker keeps goes (file meta
+// group, or top level of the data set), or nil for the rest.
+func (w *walker) kept(tag uint32) *string {
+	switch tag {
+	case tagMetaSOPCls:
+		return &w.inst.SOPClassUID
+	case tagMetaSOPInst:
+		return &w.inst.SOPInstanceUID
+	case tagMetaTS:
+		return &w.inst.TransferSyntax
+	case tagStudyUID:
+		return &w.inst.StudyInstanceUID
+	case tagSOPClass:
+		return &w.dsClass
+	case tagSOPInst:
+		return &w.dsInst
+	}
+	return nil
+}
+
+// item reads an item or delimiter header: tag and length.
+func (w *walker) item() (tag, n uint32, err error) {
+	b, err := w.full(8)
+	if err != nil {
+		return 0, 0, err
+	}
+	return uint32(w.bo.Uint16(b))<<16 | uint32(w.bo.Uint16(b[2:])), w.bo.Uint32(b[4:]), nil
 }
 
 // validUID: 1-64 characters, digits in dot-separated components.
