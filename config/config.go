@@ -88,6 +88,8 @@ type Ingest struct {
 	RescanInterval time.Duration `yaml:"rescan_interval"`
 	MaxFileSize    ByteSize      `yaml:"max_file_size"`
 	NATS           NATSIngest    `yaml:"nats"`
+	// DICOMweb is the STOW-RS intake (config/dicomweb.go).
+	DICOMweb DICOMweb `yaml:"dicomweb"`
 }
 
 type Folder struct {
