@@ -193,6 +193,7 @@ func Default() *Config {
 				ObjectBucket:      "TRIAGED_FILMS",
 				ObjectMaxAge:      7 * 24 * time.Hour,
 			},
+			DICOMweb: DefaultDICOMweb(),
 		},
 		Pipeline: Pipeline{
 			QueueCapacity: 64,
@@ -405,6 +406,9 @@ func (c *Config) Validate() Problems {
 		add("decode.max_compression_ratio", c.Decode.MaxCompressionRatio, "must be at least 10")
 	}
 	c.validateRoute(add)
+	for _, v := range sectionValidators {
+		ps = append(ps, v(c)...)
+	}
 	return ps
 }
 

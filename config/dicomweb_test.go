@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,12 +60,13 @@ func TestDICOMwebProblems(t *testing.T) {
 		{"max_concurrent_requests: 0", "ingest.dicomweb.max_concurrent_requests", "between 1 and 1024"},
 		{"body_timeout: 10ms", "ingest.dicomweb.body_timeout", "between 1s and 1h"},
 	} {
-		cfg, err := Parse([]byte("ingest:\n  dicomweb:\n    enabled: true\n    "+c.yaml+"\n"), dir)
-		if err != nil {
+		// Validate runs the section's checks, so Parse reports them.
+		_, err := Parse([]byte("ingest:\n  dicomweb:\n    enabled: true\n    "+c.yaml+"\n"), dir)
+		var ps Problems
+		if !errors.As(err, &ps) {
 			t.Errorf("%s: %v", c.yaml, err)
 			continue
 		}
-		ps := cfg.ValidateDICOMweb()
 		found := false
 		for _, p := range ps {
 			found = found || p.Path == c.path && strings.Contains(p.Msg, c.msg)

@@ -34,6 +34,7 @@ import (
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest"
+	"github.com/triaged/triaged/ingest/dicomweb"
 	"github.com/triaged/triaged/ingest/folder"
 	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/publish"
@@ -62,6 +63,10 @@ type Daemon struct {
 	heat      *heatmapper // nil when heatmap.enabled is false
 
 	beforeProcess func(context.Context) // WithBeforeProcess; nil in production
+
+	receivers []receiver       // network intakes (receivers.go)
+	stow      *dicomweb.Server // STOW-RS, for reloads and metrics; nil when off
+	served    bool             // Run has taken over the receivers' listeners
 
 	// Ready is closed once the daemon has connected, verified its streams,
 	// loaded its models and finished the start-up scan of its sources.
@@ -165,6 +170,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option)
 		}
 		d.sources = append(d.sources, ns)
 	}
+	if err := d.openReceivers(); err != nil {
+		return d, err
+	}
 	d.q = newQueue(cfg.Pipeline.QueueCapacity)
 	d.initService()
 	return d, nil
@@ -184,10 +192,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	var srcWG, admitWG, workWG sync.WaitGroup
 	admitCh := make(chan ingest.Film)
-	errCh := make(chan error, len(d.sources)+1)
+	errCh := make(chan error, len(d.sources)+len(d.receivers)+1)
 	// Sources run under contexts of their own so a reload can add and
 	// remove drop folders (sources.go).
 	d.startSources(intake, admitCh, errCh, &srcWG)
+	d.served = true
+	d.startReceivers(intake, errCh, &srcWG)
 	for range max(2, d.workers/4) {
 		admitWG.Add(1)
 		go func() {
@@ -259,6 +269,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Close() error {
 	var errs []error
 	errs = append(errs, d.closeEngines())
+	if !d.served {
+		d.closeReceivers()
+	}
 	if d.nc != nil {
 		d.nc.Close()
 	}

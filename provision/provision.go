@@ -18,6 +18,7 @@ import (
 	"github.com/triaged/triaged/heatmap"
 	"github.com/triaged/triaged/ingest/folder"
 	jsingest "github.com/triaged/triaged/ingest/jetstream"
+	"github.com/triaged/triaged/ingest/spool"
 	"github.com/triaged/triaged/publish"
 	"github.com/triaged/triaged/triage"
 )
@@ -134,6 +135,7 @@ func Folder(cfg *config.Config, fc config.Folder) folder.Options {
 		FailedDir:      cfg.Resolve(fc.FailedDir),
 		Settle:         cfg.Ingest.Settle,
 		RescanInterval: cfg.Ingest.RescanInterval,
+		Origin:         spool.Origin,
 	}
 }
 

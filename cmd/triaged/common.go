@@ -19,7 +19,7 @@ func loadConfig(path string) (*config.Config, error) {
 		path = os.Getenv("TRIAGED_CONFIG")
 	}
 	if path == "" {
-		c := config.Default()
+		c := config.RunDefaults()
 		if ps := c.Validate(); len(ps) > 0 {
 			return nil, ps
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -72,7 +71,7 @@ func BenchmarkSTOW(b *testing.B) {
 	ctype, body := multipartBody(b, dicomParts(film)...)
 	for _, k := range []int{1, 4} {
 		b.Run(fmt.Sprintf("clients=%d", k), func(b *testing.B) {
-			ts := serve(b, Options{Logger: slog.New(slog.DiscardHandler)}, spool.Options{MinFreeBytes: 1})
+			ts := serve(b, Options{}, spool.Options{MinFreeBytes: 1})
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: k}}
 			runClients(b, k, func() error {
 				req, _ := http.NewRequest(http.MethodPost, ts.url+"/studies", bytes.NewReader(body))

@@ -45,7 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	stdlog "log"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -55,6 +55,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/ingest/spool"
 )
@@ -88,8 +90,8 @@ type Options struct {
 	// AcceptSOPClass, if set, refuses instances of other SOP classes
 	// (failure reason 0122).
 	AcceptSOPClass func(uid string) bool
-	// Logger; default slog.Default().
-	Logger *slog.Logger
+	// Log receives one line per request; the zero value logs nothing.
+	Log zerolog.Logger
 }
 
 func (o *Options) defaults() {
@@ -120,9 +122,6 @@ func (o *Options) defaults() {
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 10 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
 	}
 }
 
@@ -237,7 +236,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: s.o.ReadHeaderTimeout,
 		IdleTimeout:       s.o.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          stdlog.New(s.o.Log.With().Str("intake", "dicomweb").Logger(), "", 0),
 	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
@@ -297,7 +296,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	start := time.Now()
-	log := s.o.Logger.With("client", r.RemoteAddr)
 	status, user, results, bytes := s.handle(w, r)
 	s.st.request(status)
 	stored, failed := 0, map[string]int{}
@@ -313,13 +311,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reasons = append(reasons, fmt.Sprintf("%s:%d", k, n))
 	}
 	sort.Strings(reasons)
-	lvl := slog.LevelInfo
+	ev := s.o.Log.Info()
 	if status >= 400 {
-		lvl = slog.LevelWarn
+		ev = s.o.Log.Warn()
 	}
-	log.Log(r.Context(), lvl, "stow-rs request", "user", user, "status", status,
-		"stored", stored, "failed", len(results)-stored, "failure_reasons", strings.Join(reasons, ","),
-		"bytes", bytes, "ms", time.Since(start).Milliseconds())
+	ev.Str("intake", "dicomweb").Str("client", r.RemoteAddr).Str("user", user).Int("status", status).
+		Int("stored", stored).Int("failed", len(results)-stored).Str("failure_reasons", strings.Join(reasons, ",")).
+		Int64("bytes", bytes).Int64("ms", time.Since(start).Milliseconds()).Msg("stow-rs request")
 }
 
 // handle answers a request and reports its outcome for the log.
@@ -443,7 +441,7 @@ func (s *Server) storePart(part *multipart.Part, study, user string) (res result
 		return res, m.n, m.stopErr(err)
 	}
 	m := &meter{r: part, max: s.o.MaxInstanceBytes}
-	wr, cerr := s.o.Spool.Create("stow", user)
+	wr, cerr := s.o.Spool.Create("dicomweb", user)
 	var bw *bufio.Writer
 	t := &tee{r: m, w: io.Discard}
 	if cerr == nil {
@@ -475,7 +473,7 @@ func (s *Server) storePart(part *multipart.Part, study, user string) (res result
 		if spool.IsResource(t.werr) {
 			return abort(ReasonResources)
 		}
-		s.o.Logger.Error("stow-rs: writing an instance to the spool failed", "err", t.werr)
+		s.o.Log.Error().Str("intake", "dicomweb").Err(t.werr).Msg("stow-rs: writing an instance to the spool failed")
 		return abort(ReasonProcessing)
 	case isTransport(err):
 		// The body cannot be read further (cut connection, malformed
@@ -492,7 +490,7 @@ func (s *Server) storePart(part *multipart.Part, study, user string) (res result
 		if spool.IsResource(cerr) {
 			return abort(ReasonResources)
 		}
-		s.o.Logger.Error("stow-rs: creating a spool file failed", "err", cerr)
+		s.o.Log.Error().Str("intake", "dicomweb").Err(cerr).Msg("stow-rs: creating a spool file failed")
 		return abort(ReasonProcessing)
 	case study != "" && inst.StudyInstanceUID != study:
 		return abort(ReasonMismatch)
@@ -510,7 +508,7 @@ func (s *Server) storePart(part *multipart.Part, study, user string) (res result
 		if spool.IsResource(err) {
 			return abort(ReasonResources)
 		}
-		s.o.Logger.Error("stow-rs: committing an instance to the spool failed", "err", err)
+		s.o.Log.Error().Str("intake", "dicomweb").Err(err).Msg("stow-rs: committing an instance to the spool failed")
 		return abort(ReasonProcessing)
 	}
 	s.st.part(res, m.n, time.Since(m.first))

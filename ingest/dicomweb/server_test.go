@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest/spool"
@@ -48,7 +49,7 @@ func serve(t testing.TB, o Options, so spool.Options) *testServer {
 	}
 	o.Spool = sp
 	logs := &bytes.Buffer{}
-	o.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: logs}, nil))
+	o.Log = zerolog.New(&syncWriter{w: logs})
 	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)

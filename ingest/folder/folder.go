@@ -33,9 +33,10 @@ type Options struct {
 	// Kind names the intake in results' source ("folder" by default; a
 	// spool folder of a network intake says "dimse" or "dicomweb").
 	Kind string
-	// Sender, if set, recovers the sender from a file name (a spool
-	// folder's names carry the calling AE title).
-	Sender func(name string) string
+	// Origin, if set, recovers the intake and sender from a file name
+	// (spool.Origin: films received by C-STORE or STOW-RS carry both in
+	// their names); "" keeps Kind.
+	Origin func(name string) (kind, sender string)
 	// Daemon is the daemon's version, recorded in reason files.
 	Daemon        string
 	ProcessingDir string // default <Path>/.processing
@@ -480,8 +481,10 @@ func (it *File) Origin() publish.Source {
 	if src.Kind == "" {
 		src.Kind = "folder"
 	}
-	if o.Sender != nil {
-		src.Sender = o.Sender(it.name)
+	if o.Origin != nil {
+		if kind, sender := o.Origin(it.name); kind != "" {
+			src.Kind, src.Sender = kind, sender
+		}
 	}
 	return src
 }

@@ -91,11 +91,9 @@ func (s *Spool) FreeBytes() (uint64, error) {
 // the file name, reduced to a safe character set; it carries no patient
 // data). The caller writes the film and calls Commit or Abort.
 func (s *Spool) Create(kind, sender string) (*Writer, error) {
-	if s.o.MaxOpen > 0 && s.open.Add(1) > int64(s.o.MaxOpen) {
+	if n := s.open.Add(1); s.o.MaxOpen > 0 && n > int64(s.o.MaxOpen) {
 		s.open.Add(-1)
 		return nil, ErrBusy
-	} else if s.o.MaxOpen <= 0 {
-		s.open.Add(1)
 	}
 	free, err := s.FreeBytes()
 	if err == nil && free < s.o.MinFreeBytes {
@@ -118,14 +116,22 @@ func Name(kind, sender string) string {
 	return safe(kind) + "-" + safe(sender) + "-" + hex.EncodeToString(b[:]) + ".dcm"
 }
 
-// Sender recovers the sender from a spool file name ("" if it is not one).
-func Sender(name string) string {
-	name = strings.TrimSuffix(name, ".dcm")
-	parts := strings.Split(name, "-")
-	if len(parts) < 3 {
-		return ""
+// Origin recovers the intake kind and the sender from a spool file name,
+// or "" and "" for a name the spool did not make. The drop folder uses it
+// to say in results that a film came by C-STORE or STOW-RS, and from whom.
+func Origin(name string) (kind, sender string) {
+	base, ok := strings.CutSuffix(name, ".dcm")
+	if !ok {
+		return "", ""
 	}
-	return strings.Join(parts[1:len(parts)-1], "-")
+	parts := strings.Split(base, "-")
+	if len(parts) != 3 || len(parts[2]) != 16 || parts[0] == "" || parts[1] == "" {
+		return "", ""
+	}
+	if _, err := hex.DecodeString(parts[2]); err != nil || safe(parts[0]) != parts[0] || safe(parts[1]) != parts[1] {
+		return "", ""
+	}
+	return parts[0], parts[1]
 }
 
 // safe keeps letters, digits and _; anything else becomes _. Dashes are

@@ -1,0 +1,19 @@
+package config
+
+// sectionValidators check the sections that live in their own files (one
+// per intake, delivery or page), after the core checks of Validate.
+var sectionValidators = []func(*Config) Problems{
+	(*Config).ValidateDICOMweb,
+}
+
+// RunDefaults is what `triaged run` uses without a config file (`make run`):
+// the defaults, with every intake on and listening on loopback only, so a
+// newcomer can send films every way the product takes them. A config file
+// starts from Default instead, where network intakes are off until the
+// file turns them on.
+func RunDefaults() *Config {
+	c := Default()
+	c.Ingest.NATS.Enabled = true
+	c.Ingest.DICOMweb.Enabled = true
+	return c
+}

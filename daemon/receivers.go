@@ -1,0 +1,90 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/ingest/dicomweb"
+	"github.com/triaged/triaged/ingest/spool"
+)
+
+// receiver is a network intake (STOW-RS, C-STORE): it listens from New on,
+// so a port clash fails the start, and serves while intake runs. What it
+// receives is spooled durably into a drop folder, where the folder intake
+// takes it: the receivers never hand films to the pipeline themselves.
+type receiver struct {
+	name  string
+	ln    net.Listener
+	serve func(ctx context.Context, ln net.Listener) error
+}
+
+// spoolFolder is the drop folder a receiver commits into: the one named,
+// or the first configured.
+func spoolFolder(cfg *config.Config, named string) string {
+	if named != "" {
+		return cfg.Resolve(named)
+	}
+	return cfg.Resolve(cfg.Ingest.Folders[0].Path)
+}
+
+// openReceivers prepares every enabled network intake.
+func (d *Daemon) openReceivers() error {
+	if c := d.cfg.Ingest.DICOMweb; c.Enabled {
+		sp, err := spool.Open(spoolFolder(d.cfg, c.Folder), spool.Options{
+			MinFreeBytes: uint64(c.MinFreeSpace), MaxFileSize: int64(c.MaxInstanceSize), MaxOpen: c.MaxConcurrentRequests,
+		})
+		if err != nil {
+			return fmt.Errorf("ingest.dicomweb: %w", err)
+		}
+		srv, err := dicomweb.New(dicomweb.Options{
+			Spool: sp, BasePath: c.BasePath,
+			CertFile: d.cfg.Resolve(c.TLS.CertFile), KeyFile: d.cfg.Resolve(c.TLS.KeyFile), ClientCAFile: d.cfg.Resolve(c.TLS.ClientCAFile),
+			TokenFile: d.cfg.Resolve(c.TokenFile), MaxRequestBytes: int64(c.MaxRequestSize), MaxInstanceBytes: int64(c.MaxInstanceSize),
+			MaxConcurrent: c.MaxConcurrentRequests, ReadHeaderTimeout: c.ReadHeaderTimeout, BodyTimeout: c.BodyTimeout, IdleTimeout: c.IdleTimeout,
+			Log: d.log,
+		})
+		if err != nil {
+			return fmt.Errorf("ingest.dicomweb: %w", err)
+		}
+		ln, err := net.Listen("tcp", c.Listen)
+		if err != nil {
+			return fmt.Errorf("ingest.dicomweb.listen: %w", err)
+		}
+		d.stow = srv
+		d.receivers = append(d.receivers, receiver{name: "dicomweb", ln: ln, serve: srv.Serve})
+		scheme := "http"
+		if c.TLS.CertFile != "" {
+			scheme = "https"
+		}
+		d.log.Info().Str("intake", "dicomweb").Str("url", scheme+"://"+ln.Addr().String()+c.BasePath+"/studies").
+			Str("folder", sp.Dir()).Bool("anonymous", srv.Anonymous()).Msg("STOW-RS intake listening")
+	}
+	return nil
+}
+
+// startReceivers serves every receiver until intake ends; a receiver that
+// fails stops the daemon like a failed source.
+func (d *Daemon) startReceivers(intake context.Context, errs chan<- error, wg *sync.WaitGroup) {
+	for _, r := range d.receivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.serve(intake, r.ln); err != nil && intake.Err() == nil {
+				select {
+				case errs <- fmt.Errorf("%s intake: %w", r.name, err):
+				default:
+				}
+			}
+		}()
+	}
+}
+
+// closeReceivers releases listeners that were never served (New failed).
+func (d *Daemon) closeReceivers() {
+	for _, r := range d.receivers {
+		r.ln.Close()
+	}
+}
