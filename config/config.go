@@ -88,6 +88,7 @@ type Ingest struct {
 	RescanInterval time.Duration `yaml:"rescan_interval"`
 	MaxFileSize    ByteSize      `yaml:"max_file_size"`
 	NATS           NATSIngest    `yaml:"nats"`
+	DIMSE          DIMSEConfig   `yaml:"dimse"`
 }
 
 type Folder struct {
@@ -403,6 +404,7 @@ func (c *Config) Validate() Problems {
 		add("decode.max_compression_ratio", c.Decode.MaxCompressionRatio, "must be at least 10")
 	}
 	c.validateRoute(add)
+	c.validateDIMSE(add)
 	return ps
 }
 
