@@ -39,13 +39,13 @@ const ApplicationContext = "1.2.840.10008.3.1.1.1"
 
 // Presentation context results (PS3.8 9.3.3.2).
 const (
-	PCAccepted                    = 0
-	PCUserRejection               = 1
-	PCNoReason                    = 2
-	PCAbstractSyntaxNotSupported  = 3
-	PCTransferSyntaxNotSupported  = 4
-	associateHeaderLen            = 68 // version, reserved, AE titles, reserved
-	maxAssociatePDU        uint32 = 1 << 20
+	PCAccepted                          = 0
+	PCUserRejection                     = 1
+	PCNoReason                          = 2
+	PCAbstractSyntaxNotSupported        = 3
+	PCTransferSyntaxNotSupported        = 4
+	associateHeaderLen                  = 68 // version, reserved, AE titles, reserved
+	maxAssociatePDU              uint32 = 1 << 20
 )
 
 // A-ASSOCIATE-RJ result, source and reason (PS3.8 9.3.4).

@@ -109,11 +109,11 @@ type Instance struct {
 
 // Server is the storage SCP.
 type Server struct {
-	o         Options
-	classes   map[string]bool
-	syntaxes  []string
-	inflight  atomic.Int64
-	stats     stats
+	o        Options
+	classes  map[string]bool
+	syntaxes []string
+	inflight atomic.Int64
+	stats    stats
 }
 
 // New checks the options and fills defaults.
