@@ -179,11 +179,7 @@ func (c *Command) Encode() []byte {
 	if c.Field == CStoreRQ {
 		us(tagPriority, c.Priority)
 	}
-	dst := c.DataSetType
-	if dst == 0 && c.Field&0x8000 != 0 {
-		dst = NoDataSet
-	}
-	us(tagDataSetType, dst)
+	us(tagDataSetType, c.DataSetType)
 	if c.Field&0x8000 != 0 {
 		us(tagStatus, c.Status)
 	}

@@ -1,6 +1,7 @@
 package dimse
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -204,4 +205,16 @@ func (a *Assoc) Release() error {
 			return AbortError{}
 		}
 	}
+}
+
+// StorePart10 sends a DICOM Part 10 file (its data set, in the file's own
+// transfer syntax, which must have been accepted) with C-STORE.
+func (a *Assoc) StorePart10(r io.Reader) (FileMeta, Response, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	m, err := ReadFileMeta(br)
+	if err != nil {
+		return m, Response{}, err
+	}
+	rsp, err := a.Store(m.SOPClass, m.SOPInstance, m.TransferSyntax, br)
+	return m, rsp, err
 }
