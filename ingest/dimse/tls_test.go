@@ -1,0 +1,88 @@
+package dimse
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/config"
+	ul "github.com/triaged/triaged/dimse"
+	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/natstest"
+)
+
+// TestTLSWithClientCertificates runs the SCP as the config section
+// describes it (OptionsFromConfig) with DICOM TLS and client certificate
+// verification.
+func TestTLSWithClientCertificates(t *testing.T) {
+	pki := natstest.NewPKI(t)
+	c := config.DIMSEConfig{Enabled: true, SpoolDir: t.TempDir(), MinFreeSpace: 1 << 20,
+		TLS: config.DIMSETLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CAFile},
+		AllowedCallers: []config.DIMSECaller{{AETitle: "SECURE", Addresses: []string{"127.0.0.0/8"}}}}
+	o, err := OptionsFromConfig(c, func(p string) string { return p }, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	caPEM, _ := os.ReadFile(pki.CAFile)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	cert, err := tls.LoadX509KeyPair(pki.ClientCert, pki.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := ul.SCUOptions{CallingAE: "SECURE", CalledAE: "TRIAGED", Limits: ul.Limits{ARTIM: 5 * time.Second},
+		Contexts: []ul.PresentationContext{{Abstract: SOPClassCR, Transfer: []string{dicomtest.ExplicitLE}}, {Abstract: ul.VerificationSOPClass, Transfer: []string{dicomtest.ImplicitLE}}}}
+	opts.TLS = &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{cert}}
+	a, err := ul.Dial(context.Background(), ln.Addr().String(), opts)
+	if err != nil {
+		t.Fatalf("TLS association with a client certificate: %v", err)
+	}
+	if err := a.Echo(); err != nil {
+		t.Fatal(err)
+	}
+	rsp, err := a.Store(SOPClassCR, "1.2.826.0.1.3680043.10.1234.90", dicomtest.ExplicitLE, bytesReader(dataSet(t, crFilm("1.2.826.0.1.3680043.10.1234.90"))))
+	if err != nil || rsp.Status != 0 {
+		t.Fatalf("C-STORE over TLS: %04X %v", rsp.Status, err)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	// No client certificate: no association.
+	opts.TLS = &tls.Config{RootCAs: roots, ServerName: "localhost"}
+	if a, err := ul.Dial(context.Background(), ln.Addr().String(), opts); err == nil {
+		a.Close()
+		t.Errorf("association without a client certificate succeeded")
+	}
+	// Plain TCP to the TLS port: no association either.
+	opts.TLS = nil
+	if a, err := ul.Dial(context.Background(), ln.Addr().String(), opts); err == nil {
+		a.Close()
+		t.Errorf("association without TLS succeeded")
+	}
+	if n := srv.Stats().Instances["success"]; n != 1 {
+		t.Errorf("%d instances stored, want 1", n)
+	}
+}
