@@ -23,7 +23,7 @@ import (
 func TestTLSWithClientCertificates(t *testing.T) {
 	pki := natstest.NewPKI(t)
 	c := config.DIMSEConfig{Enabled: true, SpoolDir: t.TempDir(), MinFreeSpace: 1 << 20,
-		TLS: config.DIMSETLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CAFile},
+		TLS:            config.DIMSETLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CAFile},
 		AllowedCallers: []config.DIMSECaller{{AETitle: "SECURE", Addresses: []string{"127.0.0.0/8"}}}}
 	o, err := OptionsFromConfig(c, func(p string) string { return p }, zerolog.Nop())
 	if err != nil {
