@@ -383,29 +383,30 @@ func (a *Assoc) SendMessage(ctx byte, cmd *Command, data io.Reader) error {
 	if data == nil {
 		return nil
 	}
-	br := bufio.NewReaderSize(data, max)
-	chunk := make([]byte, max)
+	// Two buffers: the next chunk is read before the current one is sent,
+	// so the last fragment is known without copying through a bufio.
+	cur, next := make([]byte, max), make([]byte, max)
+	n, err := io.ReadFull(data, cur)
 	for {
-		n, err := io.ReadFull(br, chunk)
-		last := false
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			last = true
-		case err != nil:
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 			return fmt.Errorf("dimse: read data set to send: %w", err)
-		default:
-			if _, perr := br.Peek(1); perr == io.EOF {
+		}
+		last := err != nil
+		var m int
+		var nerr error
+		if !last {
+			m, nerr = io.ReadFull(data, next)
+			if nerr == io.EOF {
 				last = true
-			} else if perr != nil {
-				return fmt.Errorf("dimse: read data set to send: %w", perr)
 			}
 		}
-		if err := a.write(appendPDataHeader(nil, ctx, false, last, n), chunk[:n]); err != nil {
+		if err := a.write(appendPDataHeader(nil, ctx, false, last, n), cur[:n]); err != nil {
 			return err
 		}
 		if last {
 			return nil
 		}
+		cur, next, n, err = next, cur, m, nerr
 	}
 }
 

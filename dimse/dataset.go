@@ -47,7 +47,7 @@ func CheckDataSet(r io.Reader, ts string, lim DataSetLimits) (DataSetInfo, error
 	if lim.MaxInflated == 0 {
 		lim.MaxInflated = 4 << 30
 	}
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := bufio.NewReaderSize(r, 256<<10)
 	w := &walker{bo: binary.LittleEndian, implicit: ts == tsImplicitLE, lim: lim}
 	w.r = br
 	if ts == tsExplicitBE {
