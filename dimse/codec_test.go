@@ -155,3 +155,29 @@ func TestCheckDataSet(t *testing.T) {
 		t.Errorf("encapsulated: %v", err)
 	}
 }
+
+func TestCheckDataSetUNSequence(t *testing.T) {
+	// (0009,1010) UN, undefined length, holding an implicit VR item.
+	var b []byte
+	le := func(v ...any) {
+		for _, x := range v {
+			switch x := x.(type) {
+			case uint16:
+				b = append(b, byte(x), byte(x>>8))
+			case uint32:
+				b = append(b, byte(x), byte(x>>8), byte(x>>16), byte(x>>24))
+			case string:
+				b = append(b, x...)
+			}
+		}
+	}
+	le(uint16(0x0009), uint16(0x1010), "UN", uint16(0), uint32(0xFFFFFFFF))
+	le(uint16(0xFFFE), uint16(0xE000), uint32(0xFFFFFFFF))
+	le(uint16(0x0008), uint16(0x0100), uint32(4), "ABCD") // implicit VR inside
+	le(uint16(0xFFFE), uint16(0xE00D), uint32(0))
+	le(uint16(0xFFFE), uint16(0xE0DD), uint32(0))
+	le(uint16(0x0010), uint16(0x0010), "PN", uint16(2), "X ")
+	if _, err := CheckDataSet(bytes.NewReader(b), "1.2.840.10008.1.2.1", DataSetLimits{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -145,7 +145,15 @@ func (w *walker) dataset(depth int, inItem bool) error {
 			if !w.implicit && h.vr != "SQ" && h.vr != "OB" && h.vr != "OW" && h.vr != "UN" {
 				return fmt.Errorf("%w: element (%04x,%04x) VR %s with undefined length", ErrDataSet, h.group, h.elem, h.vr)
 			}
-			if err := w.items(depth + 1); err != nil {
+			// A UN element of undefined length holds a sequence encoded
+			// in implicit VR little endian (PS3.5 6.2.2).
+			saved := w.implicit
+			if h.vr == "UN" {
+				w.implicit = true
+			}
+			err := w.items(depth + 1)
+			w.implicit = saved
+			if err != nil {
 				return err
 			}
 			continue

@@ -274,3 +274,22 @@ func (r *sliceReader) Read(p []byte) (int, error) {
 	r.b = r.b[n:]
 	return n, nil
 }
+
+func TestBytesInFlightRefusedA700(t *testing.T) {
+	s := startSCP(t, func(o *Options, _ *spool.Options) { o.MaxBytesInFlight = 4096 })
+	a := associate(t, s)
+	r, err := a.Store(SOPClassCR, "1.2.826.0.1.3680043.10.1234.79", dicomtest.ExplicitLE, bytesReader(dataSet(t, crFilm("1.2.826.0.1.3680043.10.1234.79"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != ul.StatusOutOfResources {
+		t.Errorf("over max bytes in flight: status %04X, want A700", r.Status)
+	}
+	if err := a.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.stored(t)); n != 0 {
+		t.Errorf("%d films stored", n)
+	}
+	s.noTemporaries(t)
+}
