@@ -430,6 +430,16 @@ func (a *Assoc) Close() {
 	_ = a.conn.Close()
 }
 
+// waitClose waits up to ARTIM for the peer to close, or until ctx ends,
+// then closes the connection.
+func (a *Assoc) waitClose() {
+	_ = a.conn.SetReadDeadline(time.Now().Add(a.lim.ARTIM))
+	if a.ctx.Err() == nil {
+		_, _ = io.CopyN(io.Discard, a.conn, 1<<16)
+	}
+	a.Close()
+}
+
 // waitClose waits up to d for the peer to close the connection (ARTIM
 // after a release or rejection), then closes it.
 func waitClose(conn net.Conn, d time.Duration) {

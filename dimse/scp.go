@@ -54,10 +54,8 @@ func Accept(ctx context.Context, conn net.Conn, p *AcceptPolicy) (*Assoc, error)
 	}
 	a.RQ = rq
 	reject := func(r RJ) (*Assoc, error) {
-		a.stop()
-		_ = conn.SetWriteDeadline(time.Now().Add(lim.ARTIM))
-		_, _ = conn.Write(EncodeRJ(r))
-		waitClose(conn, lim.ARTIM)
+		_ = a.write(EncodeRJ(r))
+		a.waitClose()
 		return nil, r
 	}
 	switch {
@@ -213,9 +211,7 @@ func (a *Assoc) end(err error) error {
 	var ae AbortError
 	switch {
 	case errors.Is(err, ErrReleased):
-		a.stop()
-		waitClose(a.conn, a.lim.ARTIM)
-		a.Close()
+		a.waitClose()
 		return nil
 	case errors.As(err, &ae):
 		a.Close()
