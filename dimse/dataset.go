@@ -37,6 +37,8 @@ const (
 // element's length fits, every sequence and item is closed, nothing is
 // cut short. Values are skipped, not held: memory stays small whatever the
 // size. It does not interpret pixel data; the decoder does that later.
+// Structural problems are ErrDataSet; an error of r itself is returned
+// unchanged.
 func CheckDataSet(r io.Reader, ts string, lim DataSetLimits) (DataSetInfo, error) {
 	if lim.MaxElements == 0 {
 		lim.MaxElements = 1_000_000
@@ -64,11 +66,15 @@ func CheckDataSet(r io.Reader, ts string, lim DataSetLimits) (DataSetInfo, error
 		_, _ = io.Copy(io.Discard, br)
 	}
 	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		var ce flate.CorruptInputError
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
 			err = fmt.Errorf("%w: truncated after %d elements: %w", ErrDataSet, w.info.Elements, io.ErrUnexpectedEOF)
-		} else if !errors.Is(err, ErrDataSet) {
-			err = fmt.Errorf("%w: %w", ErrDataSet, err)
+		case errors.As(err, &ce):
+			err = fmt.Errorf("%w: deflate stream: %w", ErrDataSet, err)
 		}
+		// Any other error is the reader's (the association failing), not
+		// the data set's, and is returned as it is.
 		// Read the rest so a caller tee-ing the stream sees all of it.
 		_, _ = io.Copy(io.Discard, br)
 		return w.info, err

@@ -293,3 +293,19 @@ func TestBytesInFlightRefusedA700(t *testing.T) {
 	}
 	s.noTemporaries(t)
 }
+
+func TestFloodCountedAsFailureNotCannotUnderstand(t *testing.T) {
+	s := startSCP(t, func(o *Options, _ *spool.Options) { o.Limits.MaxFragments = 10 })
+	a := associate(t, s)
+	pc, _ := a.FindContext(SOPClassCR, "")
+	conn := a.Conn()
+	conn.Write(pdata(pc.ID, true, true, storeCmd(SOPClassCR, "1.2.3.4")))
+	for range 20 {
+		conn.Write(pdata(pc.ID, false, false, nil))
+	}
+	expectAbort(t, conn)
+	waitStat(t, s, "aborted_protocol", 1)
+	if st := s.srv.Stats(); st.Instances["cannot_understand"] != 0 || st.Instances["failed"] != 1 {
+		t.Errorf("instances %v, want 1 failed", st.Instances)
+	}
+}
