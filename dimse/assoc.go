@@ -356,7 +356,9 @@ func (a *Assoc) maxPDVData() int {
 		max = a.peerMax
 	}
 	if max < 512 {
-		max = 512 // a peer claiming less would be unusable; PS3.8 allows no less than... sanity
+		// Fragments of a few bytes would multiply PDUs for no one's good;
+		// no real peer asks for less than 4 KiB.
+		max = 512
 	}
 	return int(max) - 6
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
@@ -179,5 +180,19 @@ func TestCheckDataSetUNSequence(t *testing.T) {
 	le(uint16(0x0010), uint16(0x0010), "PN", uint16(2), "X ")
 	if _, err := CheckDataSet(bytes.NewReader(b), "1.2.840.10008.1.2.1", DataSetLimits{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReadPDUAllocatesWhatArrives(t *testing.T) {
+	// Claims 16 MiB (within the limit), sends 10 bytes.
+	in := append([]byte{4, 0, 0x01, 0, 0, 0}, make([]byte, 10)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, _, err := ReadPDU(bytes.NewReader(in), 32<<20, nil); err == nil {
+		t.Fatal("short PDU accepted")
+	}
+	runtime.ReadMemStats(&after)
+	if per := after.TotalAlloc - before.TotalAlloc; per > 1<<20 {
+		t.Errorf("a PDU claiming 16 MiB with 10 bytes sent allocated %d bytes", per)
 	}
 }

@@ -167,25 +167,37 @@ func readPDUHeader(r io.Reader, max uint32) (typ byte, n uint32, err error) {
 	return typ, n, nil
 }
 
-// ReadPDU reads one PDU whose body is at most max bytes into buf (grown as
-// needed, never beyond max) and returns its type and body.
-func ReadPDU(r io.Reader, max uint32, buf []byte) (byte, []byte, error) {
-	typ, n, err := readPDUHeader(r, max)
+// ReadPDU reads one PDU whose body is at most limit bytes into buf (grown
+// as needed, never beyond limit) and returns its type and body.
+func ReadPDU(r io.Reader, limit uint32, buf []byte) (byte, []byte, error) {
+	typ, n, err := readPDUHeader(r, limit)
 	if err != nil {
 		return typ, nil, err
 	}
-	if uint32(cap(buf)) < n {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	// Memory follows the bytes that actually arrive, not the length
+	// claimed: a peer claiming the maximum and sending little costs little.
+	buf = buf[:0]
+	for uint32(len(buf)) < n {
+		k := int(min(n-uint32(len(buf)), readChunk))
+		if cap(buf)-len(buf) < k {
+			grown := make([]byte, len(buf), min(int(n), max(2*cap(buf), len(buf)+k)))
+			copy(grown, buf)
+			buf = grown
 		}
-		return typ, nil, fmt.Errorf("dimse: read PDU body (type 0x%02x, %d bytes): %w", typ, n, err)
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+k])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return typ, nil, fmt.Errorf("dimse: read PDU body (type 0x%02x, %d bytes): %w", typ, n, err)
+		}
 	}
 	return typ, buf, nil
 }
+
+// readChunk is how much of a PDU body is read (and allocated) at a time.
+const readChunk = 64 << 10
 
 func appendPDUHeader(b []byte, typ byte, n int) []byte {
 	b = append(b, typ, 0)
