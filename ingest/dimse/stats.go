@@ -19,7 +19,9 @@ type Stats struct {
 	// Active associations now.
 	Active int64
 	// Instances by status: success, out_of_resources, cannot_understand,
-	// data_set_mismatch, sop_class_not_supported, failed.
+	// data_set_mismatch, failed. (A C-STORE whose SOP class is not its
+	// presentation context's is answered 0122 by the upper layer and not
+	// counted here.)
 	Instances map[string]uint64
 	// Bytes of data sets (with file meta) received.
 	Bytes uint64
