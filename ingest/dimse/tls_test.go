@@ -15,12 +15,13 @@ import (
 	ul "github.com/triaged/triaged/dimse"
 	"github.com/triaged/triaged/internal/dicomtest"
 	"github.com/triaged/triaged/internal/natstest"
+	"github.com/triaged/triaged/internal/testenv"
 )
 
-// TestTLSWithClientCertificates runs the SCP as the config section
-// describes it (OptionsFromConfig) with DICOM TLS and client certificate
-// verification.
-func TestTLSWithClientCertificates(t *testing.T) {
+// startTLSSCP runs the SCP as the config section describes it
+// (OptionsFromConfig) with DICOM TLS and client certificate verification.
+func startTLSSCP(t *testing.T) (*Server, net.Listener, *natstest.PKI) {
+	t.Helper()
 	pki := natstest.NewPKI(t)
 	c := config.DIMSEConfig{Enabled: true, SpoolDir: t.TempDir(), MinFreeSpace: 1 << 20,
 		TLS:            config.DIMSETLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CAFile},
@@ -40,12 +41,17 @@ func TestTLSWithClientCertificates(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-	}()
+	})
+	return srv, ln, pki
+}
+
+func TestTLSWithClientCertificates(t *testing.T) {
+	srv, ln, pki := startTLSSCP(t)
 	caPEM, _ := os.ReadFile(pki.CAFile)
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
@@ -81,6 +87,31 @@ func TestTLSWithClientCertificates(t *testing.T) {
 	if a, err := ul.Dial(context.Background(), ln.Addr().String(), opts); err == nil {
 		a.Close()
 		t.Errorf("association without TLS succeeded")
+	}
+	if n := srv.Stats().Instances["success"]; n != 1 {
+		t.Errorf("%d instances stored, want 1", n)
+	}
+}
+
+// TestTLSWithDcmtk: dcmtk's echoscu and storescu over DICOM TLS (BCP 195
+// profile) with a client certificate; without one they are refused.
+func TestTLSWithDcmtk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs dcmtk's echoscu and storescu")
+	}
+	needTool(t, "storescu", "dcmtk")
+	srv, ln, pki := startTLSSCP(t)
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	tlsArgs := []string{"+tls", pki.ClientKey, pki.ClientCert, "+cf", pki.CAFile, "-aet", "SECURE", "-aec", "TRIAGED"}
+	if out, err := run(t, "echoscu", append(tlsArgs, host, port)...); err != nil {
+		t.Fatalf("echoscu over TLS: %v\n%s", err, out)
+	}
+	film := testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")
+	if out, err := run(t, "storescu", append(tlsArgs, host, port, film)...); err != nil {
+		t.Fatalf("storescu over TLS: %v\n%s", err, out)
+	}
+	if out, err := run(t, "echoscu", "+tla", "+cf", pki.CAFile, "-aet", "SECURE", "-aec", "TRIAGED", host, port); err == nil {
+		t.Errorf("echoscu without a client certificate succeeded:\n%s", out)
 	}
 	if n := srv.Stats().Instances["success"]; n != 1 {
 		t.Errorf("%d instances stored, want 1", n)
