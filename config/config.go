@@ -90,6 +90,8 @@ type Ingest struct {
 	NATS           NATSIngest    `yaml:"nats"`
 	// DICOMweb is the STOW-RS intake (config/dicomweb.go).
 	DICOMweb DICOMweb `yaml:"dicomweb"`
+	// DIMSE is the C-STORE storage SCP intake (config/dimse.go).
+	DIMSE DIMSEConfig `yaml:"dimse"`
 }
 
 type Folder struct {
@@ -406,6 +408,7 @@ func (c *Config) Validate() Problems {
 		add("decode.max_compression_ratio", c.Decode.MaxCompressionRatio, "must be at least 10")
 	}
 	c.validateRoute(add)
+	c.validateDIMSE(add)
 	for _, v := range sectionValidators {
 		ps = append(ps, v(c)...)
 	}

@@ -15,5 +15,6 @@ func RunDefaults() *Config {
 	c := Default()
 	c.Ingest.NATS.Enabled = true
 	c.Ingest.DICOMweb.Enabled = true
+	c.Ingest.DIMSE = DefaultDIMSE()
 	return c
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/ingest/dicomweb"
+	"github.com/triaged/triaged/ingest/dimse"
 	"github.com/triaged/triaged/ingest/folder"
 	"github.com/triaged/triaged/provision"
 	"github.com/triaged/triaged/publish"
@@ -66,6 +67,7 @@ type Daemon struct {
 
 	receivers []receiver       // network intakes (receivers.go)
 	stow      *dicomweb.Server // STOW-RS, for reloads and metrics; nil when off
+	scp       *dimse.Server    // C-STORE, for metrics; nil when off
 	served    bool             // Run has taken over the receivers' listeners
 
 	// Ready is closed once the daemon has connected, verified its streams,

@@ -8,7 +8,9 @@ import (
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/ingest/dicomweb"
+	"github.com/triaged/triaged/ingest/dimse"
 	"github.com/triaged/triaged/ingest/spool"
+	"github.com/triaged/triaged/provision"
 )
 
 // receiver is a network intake (STOW-RS, C-STORE): it listens from New on,
@@ -61,6 +63,23 @@ func (d *Daemon) openReceivers() error {
 		}
 		d.log.Info().Str("intake", "dicomweb").Str("url", scheme+"://"+ln.Addr().String()+c.BasePath+"/studies").
 			Str("folder", sp.Dir()).Bool("anonymous", srv.Anonymous()).Msg("STOW-RS intake listening")
+	}
+	if c := d.cfg.Ingest.DIMSE; c.Enabled {
+		o, err := provision.DIMSE(d.cfg, d.log)
+		if err != nil {
+			return err
+		}
+		srv, err := dimse.New(o)
+		if err != nil {
+			return fmt.Errorf("ingest.dimse: %w", err)
+		}
+		c = c.WithDefaults()
+		ln, err := net.Listen("tcp", c.Listen)
+		if err != nil {
+			return fmt.Errorf("ingest.dimse.listen: %w", err)
+		}
+		d.scp = srv
+		d.receivers = append(d.receivers, receiver{name: "dimse", ln: ln, serve: srv.Serve})
 	}
 	return nil
 }

@@ -160,7 +160,7 @@ func TestOrthancPushesOverSTOW(t *testing.T) {
 		if !want[sha256.Sum256(b)] {
 			t.Errorf("%s differs from every film uploaded to Orthanc", filepath.Base(p))
 		}
-		if spool.Sender(filepath.Base(p)) != "orthanc" {
+		if kind, sender := spool.Origin(filepath.Base(p)); kind != "dicomweb" || sender != "orthanc" {
 			t.Errorf("%s: sender is not the token's label", filepath.Base(p))
 		}
 	}

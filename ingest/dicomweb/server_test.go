@@ -415,7 +415,8 @@ func TestTokens(t *testing.T) {
 	}
 	senders := map[string]bool{}
 	for _, n := range names {
-		senders[spool.Sender(filepath.Base(n))] = true
+		_, sender := spool.Origin(filepath.Base(n))
+		senders[sender] = true
 	}
 	if !senders["pacs_east"] || !senders["token4"] {
 		t.Errorf("senders %v, want pacs_east and token4", senders)
