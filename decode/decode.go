@@ -93,7 +93,7 @@ func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (fi
 // decoding touches no shared state, so the daemon can carry on.
 func recoverPanic(err *error) {
 	if p := recover(); p != nil {
-		*err = fail(CodeInternal, "decoder panicked: %v", p)
+		*err = panicked(CodeInternal, "decoder", p)
 	}
 }
 
