@@ -737,6 +737,19 @@ func (s *scanner) pixelData(elemAt, val int64, vr string, n uint32) (int64, erro
 	l.pixelAt = elemAt
 	p := &pixelLoc{vr: vr}
 	l.pixel = p
+	if !l.syntax.Supported() {
+		// Refused for its syntax anyway (Check): the encapsulation its
+		// syntax implies is not held against it, only its lengths.
+		if n != undefined {
+			if err := s.fits("Pixel Data", val, n, s.size, s.lim.MaxFileSize); err != nil {
+				return val, err
+			}
+			p.value = span{val, int64(n)}
+			return val + int64(n), nil
+		}
+		p.encapsulated = true
+		return s.items(val, s.size, func(sp span) error { p.frags = append(p.frags, sp); return nil })
+	}
 	if n != undefined {
 		if l.syntax.encaps {
 			return val, fail(CodeParse, "transfer syntax %s needs encapsulated Pixel Data, it has a defined length", l.syntax.UID)
