@@ -130,6 +130,10 @@ func Check(h *Header, lim Limits) error {
 		// no pixel data: that must not look like success.
 		return fail(CodeNoPixelData, "no Pixel Data element (file truncated?)")
 	}
+	if l != nil && !l.syntax.Supported() {
+		// First: whatever else is wrong, no film in this syntax decodes.
+		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
+	}
 	if h.Rows <= 0 || h.Columns <= 0 || h.Rows > 65535 || h.Columns > 65535 {
 		return fail(CodeBadHeader, "rows %d x columns %d", h.Rows, h.Columns)
 	}
@@ -171,9 +175,6 @@ func Check(h *Header, lim Limits) error {
 	}
 	if math.IsNaN(h.RescaleSlope) || math.IsInf(h.RescaleSlope, 0) || math.IsNaN(h.RescaleIntercept) || math.IsInf(h.RescaleIntercept, 0) {
 		return fail(CodeBadHeader, "rescale slope/intercept not finite")
-	}
-	if l != nil && !l.syntax.Supported() {
-		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
 	return nil
 }
