@@ -251,7 +251,7 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	if !ok {
 		return nil, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
-	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim)}, h.BitsAllocated)
+	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim), PhotometricRGB: h.Photometric == "RGB"}, h.BitsAllocated)
 	if err != nil {
 		if codec.IsMissing(err) {
 			return nil, wrap(CodeCodecMissing, err)
