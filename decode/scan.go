@@ -108,6 +108,16 @@ func scanFile(r io.ReaderAt, size int64, lim Limits) (*layout, error) {
 	if l.syntax.big {
 		s.bo = binary.BigEndian
 	}
+	if !s.implicit && !l.syntax.big && l.dataStart+8 <= s.size {
+		// Some writers encode the data set in implicit VR whatever the
+		// transfer syntax says (pydicom's SC_rgb_jpeg.dcm, a JPEG film).
+		// The first element tells: its VR bytes are no VR. pydicom reads
+		// such files the same way; dcmtk refuses them.
+		b, _ := s.at(l.dataStart, 8, s.size)
+		if !validVR(string(b[4:6])) && binary.LittleEndian.Uint16(b) == 0x0008 {
+			s.implicit, l.syntax.implicit = true, true
+		}
+	}
 	s.outBO, s.outImplicit = s.bo, s.implicit
 	l.pixelAt = s.size
 	if _, err := s.elems(l.dataStart, s.size, 0, true, false); err != nil {

@@ -155,3 +155,18 @@ func TestUNSequences(t *testing.T) {
 		t.Fatalf("garbage UN sequence: %v", err)
 	}
 }
+
+// A data set written in implicit VR under a transfer syntax that says
+// explicit (pydicom's SC_rgb_jpeg.dcm) is read as what it is: its first
+// element's VR bytes are no VR.
+func TestImplicitDataSetUnderExplicitSyntax(t *testing.T) {
+	im := unFilm(dicomtest.ExplicitLE)
+	want := mustDecode(t, im.Bytes())
+	f := im.File()
+	f.DataSetSyntax = dicomtest.ImplicitLE
+	got, err := decodeBytes(t, f.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFilm(t, got, want)
+}

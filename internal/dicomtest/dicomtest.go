@@ -197,6 +197,9 @@ type File struct {
 	Elems          []Elem
 	// NoPreamble drops the preamble and DICM magic.
 	NoPreamble bool
+	// DataSetSyntax, if set, encodes the data set in this syntax whatever
+	// TransferSyntax says (as some writers do).
+	DataSetSyntax string
 }
 
 // Bytes encodes the file.
@@ -221,9 +224,13 @@ func (f File) Bytes() []byte {
 	writeElem(&out, gl, binary.LittleEndian, false)
 	out.Write(mb.Bytes())
 
+	enc := f.TransferSyntax
+	if f.DataSetSyntax != "" {
+		enc = f.DataSetSyntax
+	}
 	var bo binary.ByteOrder = binary.LittleEndian
-	implicit := f.TransferSyntax == ImplicitLE
-	if f.TransferSyntax == ExplicitBE {
+	implicit := enc == ImplicitLE
+	if enc == ExplicitBE {
 		bo = binary.BigEndian
 	}
 	els := append([]Elem{
