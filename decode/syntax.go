@@ -77,12 +77,12 @@ var Syntaxes = []Syntax{
 	{UID: TSJPEGLSNear, Name: "JPEG-LS Lossy (Near-Lossless)", Status: "decoded (CharLS 2)", encaps: true, codec: codecJPEGLS},
 	{UID: TSJ2KLossless, Name: "JPEG 2000 (Lossless Only)", Status: "decoded (OpenJPEG 2.5)", encaps: true, codec: codecJ2K},
 	{UID: TSJ2K, Name: "JPEG 2000", Status: "decoded (OpenJPEG 2.5)", encaps: true, codec: codecJ2K},
+	{UID: TSHTJ2KLossless, Name: "High-Throughput JPEG 2000 (Lossless Only)", Status: "decoded (OpenJPEG 2.5 HT decoder, header checked as hostile)", encaps: true, codec: codecJ2K},
+	{UID: TSHTJ2KRPCL, Name: "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)", Status: "decoded (OpenJPEG 2.5 HT decoder, header checked as hostile)", encaps: true, codec: codecJ2K},
+	{UID: TSHTJ2K, Name: "High-Throughput JPEG 2000", Status: "decoded (OpenJPEG 2.5 HT decoder, header checked as hostile)", encaps: true, codec: codecJ2K},
 	{UID: TSRLE, Name: "RLE Lossless", Status: "decoded (Go)", encaps: true, codec: codecRLE},
 	{UID: TSJ2KPart2Lossless, Name: "JPEG 2000 Part 2 Multi-component (Lossless Only)", Status: "quarantined: unsupported_transfer_syntax", encaps: true},
 	{UID: TSJ2KPart2, Name: "JPEG 2000 Part 2 Multi-component", Status: "quarantined: unsupported_transfer_syntax", encaps: true},
-	{UID: TSHTJ2KLossless, Name: "High-Throughput JPEG 2000 (Lossless Only)", Status: "quarantined: unsupported_transfer_syntax (no test file yet)", encaps: true},
-	{UID: TSHTJ2KRPCL, Name: "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)", Status: "quarantined: unsupported_transfer_syntax (no test file yet)", encaps: true},
-	{UID: TSHTJ2K, Name: "High-Throughput JPEG 2000", Status: "quarantined: unsupported_transfer_syntax (no test file yet)", encaps: true},
 }
 
 var syntaxByUID = func() map[string]Syntax {
