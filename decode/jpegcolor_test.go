@@ -17,7 +17,7 @@ import (
 // a near-white RGB image as stored (Go's encoder writes an image.YCbCr's
 // planes as they are, with component IDs 1,2,3 and no JFIF or Adobe
 // marker): decoded as YCbCr it comes out magenta, as RGB near white.
-func rgbCodestream(t *testing.T, w, h int) []byte {
+func rgbCodestream(t testing.TB, w, h int) []byte {
 	t.Helper()
 	im := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio444)
 	for y := 0; y < h; y++ {
@@ -36,7 +36,7 @@ func rgbCodestream(t *testing.T, w, h int) []byte {
 
 // withIDs rewrites the component IDs of a codestream's frame and scan
 // headers.
-func withIDs(t *testing.T, cs []byte, ids [3]byte) []byte {
+func withIDs(t testing.TB, cs []byte, ids [3]byte) []byte {
 	t.Helper()
 	out := append([]byte(nil), cs...)
 	for i := 2; i+4 <= len(out) && out[i] == 0xFF; {
