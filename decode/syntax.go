@@ -140,7 +140,7 @@ func SyntaxTable() string {
 	for _, s := range Syntaxes {
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", s.Name, s.UID, s.Status)
 	}
-	b.WriteString("| any other standard transfer syntax (MPEG, HEVC, JPIP, JPEG XL, retired JPEG processes) | | quarantined: unsupported_transfer_syntax |\n")
+	b.WriteString("| any other standard transfer syntax (MPEG, HEVC, JPIP, JPEG XL, Deflated Image Frame Compression, SMPTE ST 2110, retired JPEG processes) | | quarantined: unsupported_transfer_syntax, the reason naming it |\n")
 	b.WriteString("| a UID that is not a transfer syntax | | quarantined at once: unsupported_transfer_syntax (its encoding is unknown) |\n")
 	return b.String()
 }
