@@ -635,10 +635,18 @@ func (s *scanner) emitValue(t tag.Tag, vr string, val int64, n uint32) error {
 	return nil
 }
 
+// copyRaw appends n bytes of the file at off to s.out (n has been checked
+// against the file and the header limit).
 func (s *scanner) copyRaw(off, n int64) error {
-	if _, err := io.CopyN(&s.out, io.NewSectionReader(s.r, off, n), n); err != nil {
+	if n == 0 {
+		return nil // a bytes.Reader answers io.EOF to an empty read at its end
+	}
+	s.out.Grow(int(n))
+	b := s.out.AvailableBuffer()[:n]
+	if _, err := s.r.ReadAt(b, off); err != nil {
 		return fail(CodeUnreadable, "read at byte %d: %v", off, err)
 	}
+	s.out.Write(b)
 	return nil
 }
 

@@ -170,3 +170,13 @@ func TestImplicitDataSetUnderExplicitSyntax(t *testing.T) {
 	}
 	sameFilm(t, got, want)
 }
+
+// A file whose last element is empty and has no pixel data is refused as
+// such (the copy of an empty value at the end of the file is no read error).
+func TestEmptyLastElement(t *testing.T) {
+	b := dicomtest.File{TransferSyntax: dicomtest.ExplicitLE, SOPClassUID: "1.2.3", SOPInstanceUID: "1.2.3.4",
+		Elems: []dicomtest.Elem{dicomtest.Str(dicomtest.Tag(0x0010, 0x0010), "PN", "")}}.Bytes()
+	if _, err := decodeBytes(t, b); CodeOf(err) != CodeNoPixelData {
+		t.Fatalf("got %v", err)
+	}
+}
