@@ -488,20 +488,36 @@ func (s *scanner) elems(off, end int64, depth int, top, untilItemEnd bool) (int6
 		if vr == "UN" && !s.implicit {
 			dict := dictVR(t)
 			switch {
-			case n == undefined || dict == "SQ":
-				off, err = s.unSequence(t, val, n, end, depth+1)
-				if err != nil {
+			case n == undefined:
+				if off, err = s.unSequence(t, val, n, end, depth+1); err != nil {
 					return off, err
 				}
 				continue
+			case dict == "SQ":
+				// A defined length lets a value that is not the implicit
+				// VR items it should be stay opaque bytes, as before.
+				mark, count := s.out.Len(), s.elements
+				if next, err := s.unSequence(t, val, n, end, depth+1); err == nil {
+					off = next
+					continue
+				}
+				s.out.Truncate(mark)
+				s.elements = count
 			case dict != "" && dict != "UN" && (longVR(dict) || n <= 0xFFFF) && numericLength(t, dict, n) == nil:
 				vr = dict
 			}
 		}
 		if top && t == tag.SpecificCharacterSet && !stringVR(vr) {
 			// The parser takes this element's value for strings and
-			// panics on anything else.
+			// panics on anything else: it gets text, or nothing.
 			vr = "CS"
+			if n > 0xFFFF && n != undefined {
+				if err := s.fits("Specific Character Set", val, n, end, s.lim.MaxHeaderSize); err != nil {
+					return off, err
+				}
+				off = val + int64(n)
+				continue
+			}
 		}
 		kind := tag.GetVRKind(t, vr)
 		switch {

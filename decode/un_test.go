@@ -180,3 +180,24 @@ func TestEmptyLastElement(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A UN of defined length whose tag is a sequence but whose value is not
+// the implicit VR items it should be stays opaque bytes (the film decodes,
+// as before), and a Specific Character Set too long to be text is left out.
+func TestUNFallbacks(t *testing.T) {
+	im := unFilm(dicomtest.ExplicitLE)
+	want := mustDecode(t, im.Bytes())
+	im.Extra = []dicomtest.Elem{dicomtest.Raw(tagModLUTSeq, "UN", []byte("neither items nor delimiters"))}
+	got, err := decodeBytes(t, im.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFilm(t, got, want)
+	im = unFilm(dicomtest.ExplicitLE)
+	im.Extra = []dicomtest.Elem{dicomtest.Raw(tagCharset, "UN", bytes.Repeat([]byte("ISO_IR 100\\"), 6000))}
+	got, err = decodeBytes(t, im.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameFilm(t, got, want)
+}
