@@ -35,6 +35,31 @@ func corpusAllocBound(size int64, h *Header) uint64 {
 	return b
 }
 
+// corpusRSSLimit bounds the test process's resident set while it decodes
+// any one corpus file: the daemon's default decode budget.
+const corpusRSSLimit = 1 << 30
+
+// resetPeakRSS resets the kernel's peak resident set (VmHWM) of this
+// process, so that peakRSS measures one file's decode; where the kernel
+// does not allow it, peakRSS keeps the process's peak so far.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS is VmHWM in bytes, 0 where /proc is not there.
+func peakRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb uint64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // outcome is one corpus file's result, as the golden file records it.
 type outcome struct {
 	path string // relative to dicom-corpora
@@ -44,7 +69,9 @@ type outcome struct {
 // Every file of ../shared/data/dicom-corpora (public test files of other
 // DICOM toolkits: every modality, syntax and oddity they met) ends in a
 // decoded film or in a refusal with a reason code: never a recovered
-// panic, an error without a code, a hang or a runaway allocation. Lossless
+// panic, an error without a code, a hang or a runaway allocation (Go heap
+// per file, and the process's peak resident set per file, C codecs
+// included). Lossless
 // decodes equal a reference decoder's (dcmtk, OpenJPEG's opj_decompress,
 // OpenJPH's ojph_expand) pixel for pixel where that reference decodes the
 // file. The outcomes are kept in testdata/corpus.golden, so that a change
@@ -69,9 +96,15 @@ func TestCorpus(t *testing.T) {
 	var out []outcome
 	counts := map[string]int{}
 	refs := map[string]int{}
+	var peak uint64
+	var peakFile string
 	for _, p := range files {
 		rel, _ := filepath.Rel(root, p)
+		resetPeakRSS()
 		line, film := corpusOne(t, rel, p)
+		if rss := peakRSS(); rss > peak {
+			peak, peakFile = rss, rel
+		}
 		out = append(out, outcome{rel, line})
 		counts[strings.Fields(line)[0]]++
 		if film != nil {
@@ -89,6 +122,15 @@ func TestCorpus(t *testing.T) {
 	}
 	t.Logf("%d files: %s", len(files), strings.Join(summary, ", "))
 	t.Logf("reference comparisons: %v", refs)
+	if peak > 0 {
+		// The whole test process, Go and C heaps (codecs) together,
+		// while decoding one file; the race detector's shadow memory
+		// included.
+		t.Logf("peak resident set while decoding one file: %d MiB (%s)", peak>>20, peakFile)
+		if peak > corpusRSSLimit {
+			t.Errorf("peak resident set %d MiB while decoding %s (limit %d MiB)", peak>>20, peakFile, corpusRSSLimit>>20)
+		}
+	}
 
 	var b strings.Builder
 	b.WriteString("# decode.TestCorpus: each file of ../shared/data/dicom-corpora and its outcome\n")
