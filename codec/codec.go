@@ -40,6 +40,11 @@ type Want struct {
 	// Threads a codec may use for this frame (JPEG 2000 only; 0 or 1: one).
 	// The samples do not depend on it.
 	Threads int
+	// PhotometricRGB: the DICOM Photometric Interpretation is RGB. It
+	// decides whether a 3-component DCT JPEG whose codestream says nothing
+	// of its colour (no JFIF or Adobe marker, component IDs neither 1,2,3
+	// nor 'R','G','B') holds RGB or YCbCr.
+	PhotometricRGB bool
 }
 
 func (w Want) check(name string, width, height, comps int) error {

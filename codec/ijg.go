@@ -55,11 +55,11 @@ func ijg(data []byte, sof SOF, want Want) (*Frame, error) {
 	var rc C.int
 	switch bits {
 	case 8:
-		rc = C.tc_ijg8_decode(src, sn, out, on, w, h, c, &prec, &lossless, &rgb, msg, 256)
+		rc = C.tc_ijg8_decode(src, sn, out, on, w, h, c, cbool(want.PhotometricRGB), &prec, &lossless, &rgb, msg, 256)
 	case 12:
-		rc = C.tc_ijg12_decode(src, sn, out, on, w, h, c, &prec, &lossless, &rgb, msg, 256)
+		rc = C.tc_ijg12_decode(src, sn, out, on, w, h, c, cbool(want.PhotometricRGB), &prec, &lossless, &rgb, msg, 256)
 	default:
-		rc = C.tc_ijg16_decode(src, sn, out, on, w, h, c, &prec, &lossless, &rgb, msg, 256)
+		rc = C.tc_ijg16_decode(src, sn, out, on, w, h, c, cbool(want.PhotometricRGB), &prec, &lossless, &rgb, msg, 256)
 	}
 	if rc != 0 {
 		return nil, fmt.Errorf("jpeg (%d-bit %s): %s", sof.Precision, processName(sof), C.GoString(msg))
@@ -100,7 +100,7 @@ func JPEG(data []byte, want Want) (*Frame, error) {
 		return nil, errors.New("jpeg: hierarchical JPEG is not supported")
 	}
 	if !sof.Lossless() && sof.Precision == 8 {
-		return JPEG8(data, int64(want.Width)*int64(want.Height))
+		return jpeg8(data, int64(want.Width)*int64(want.Height), want.PhotometricRGB)
 	}
 	return ijg(data, sof, want)
 }

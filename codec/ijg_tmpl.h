@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "ijg_cgo.h"
+#include "jcolor.h"
 
 static struct {
 	__typeof__(jpeg_std_error) *std_error;
@@ -96,7 +97,7 @@ static void ijg_term(j_decompress_ptr d) { (void)d; }
 // samples, interleaved, into out (outcap samples of JSAMPLE). Lossless
 // frames are not color converted: their samples are what was stored.
 int IJG_NAME(decode)(const unsigned char *src, unsigned long n, void *outv, unsigned long outcap,
-                     int want_w, int want_h, int want_c, int *precision, int *lossless, int *rgb,
+                     int want_w, int want_h, int want_c, int dicom_rgb, int *precision, int *lossless, int *rgb,
                      char *msg, int msglen) {
 	JSAMPLE *out = outv;
 	struct jpeg_decompress_struct d;
@@ -143,6 +144,7 @@ int IJG_NAME(decode)(const unsigned char *src, unsigned long n, void *outv, unsi
 	} else if (*lossless) {
 		d.out_color_space = d.jpeg_color_space;
 	} else {
+		TC_JPEG_COLOR(d, dicom_rgb);
 		d.out_color_space = JCS_RGB;
 		*rgb = 1;
 	}

@@ -7,6 +7,7 @@
 #include <jpeglib.h>
 #include <jerror.h>
 #include "jpeg8_cgo.h"
+#include "jcolor.h"
 
 struct errmgr {
 	struct jpeg_error_mgr pub;
@@ -32,7 +33,7 @@ static void on_emit(j_common_ptr c, int level) {
 }
 
 int tjd_jpeg8(const unsigned char *src, unsigned long n, unsigned char *out, unsigned long outcap,
-              int *w, int *h, int *comps, int *precision, int header_only, char *msg) {
+              int dicom_rgb, int *w, int *h, int *comps, int *precision, int header_only, char *msg) {
 	struct jpeg_decompress_struct d;
 	struct errmgr e;
 	memset(&d, 0, sizeof d);
@@ -53,7 +54,8 @@ int tjd_jpeg8(const unsigned char *src, unsigned long n, unsigned char *out, uns
 	*precision = d.data_precision;
 	*comps = d.num_components;
 	// A gray film stays gray; anything else comes out as RGB (libjpeg's
-	// YCbCr->RGB), the same as PIL would give.
+	// YCbCr->RGB where the samples are YCbCr), the same as PIL would give.
+	TC_JPEG_COLOR(d, dicom_rgb);
 	d.out_color_space = d.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
 	jpeg_calc_output_dimensions(&d);
 	*w = d.output_width;

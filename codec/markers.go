@@ -84,6 +84,9 @@ type J2KInfo struct {
 	Tiles                int
 	Layers, Levels       int
 	MCT                  bool // color is coded with a multi-component transform
+	// HT: a High-Throughput JPEG 2000 (Part 15) codestream (Rsiz bit 14),
+	// which must carry a CAP marker.
+	HT bool
 
 	PrecinctPackets          int64 // layers x components x precincts of the main COD
 	Xsiz, Ysiz, XOsiz, YOsiz uint32
@@ -129,6 +132,7 @@ func ReadJ2K(b []byte) (J2KInfo, error) {
 		uint64(xto)+uint64(xt) <= uint64(info.XOsiz) || uint64(yto)+uint64(yt) <= uint64(info.YOsiz) {
 		return info, errors.New("JPEG 2000 SIZ has an impossible image or tile geometry")
 	}
+	info.HT = binary.BigEndian.Uint16(s[0:])&0x4000 != 0
 	info.Width, info.Height = int(info.Xsiz-info.XOsiz), int(info.Ysiz-info.YOsiz)
 	tx := (uint64(info.Xsiz-xto) + uint64(xt) - 1) / uint64(xt)
 	ty := (uint64(info.Ysiz-yto) + uint64(yt) - 1) / uint64(yt)
@@ -150,6 +154,7 @@ func ReadJ2K(b []byte) (J2KInfo, error) {
 	}
 	// Main header markers up to the first tile.
 	i := 4 + lsiz
+	sawCAP := false
 	for i+4 <= len(cs) {
 		if cs[i] != 0xFF {
 			return info, fmt.Errorf("JPEG 2000 marker expected at byte %d", i)
@@ -162,17 +167,57 @@ func ReadJ2K(b []byte) (J2KInfo, error) {
 		if n < 2 || i+2+n > len(cs) {
 			return info, fmt.Errorf("JPEG 2000 marker FF%02X has a bad length %d", m, n)
 		}
-		if m == 0x52 { // COD
+		switch m {
+		case 0x52: // COD
 			if err := info.cod(cs[i+4 : i+2+n]); err != nil {
 				return info, err
 			}
+		case 0x53: // COC: a component's own decomposition and code-blocks
+			if err := info.coc(cs[i+4 : i+2+n]); err != nil {
+				return info, err
+			}
+		case 0x50: // CAP (Part 15 and later capabilities)
+			sawCAP = true
 		}
 		i += 2 + n
 	}
 	if info.Layers == 0 {
 		return info, errors.New("JPEG 2000 main header has no COD marker")
 	}
+	if info.HT && !sawCAP {
+		// OpenJPEG 2.5.0's HT decoder predates upstream hardening (its
+		// fixes #1426, #1436, #1492): an HT codestream that does not
+		// even carry the capabilities marker Part 15 requires is not
+		// handed to it.
+		return info, errors.New("HTJ2K codestream without the CAP marker Part 15 requires")
+	}
 	return info, nil
+}
+
+// codeBlock checks code-block size exponents (SPcod/SPcoc bytes xcb, ycb,
+// each stored minus 2): each at most 10 and together at most 12, as
+// Part 1 (and Part 15) require; OpenJPEG sizes its code-block buffers
+// from them.
+func codeBlock(xcb, ycb byte) error {
+	x, y := int(xcb&0x0F)+2, int(ycb&0x0F)+2
+	if xcb > 8 || ycb > 8 || x+y > 12 {
+		return fmt.Errorf("JPEG 2000 code-block size 2^%d x 2^%d (at most 2^10 each, 2^12 in all)", x, y)
+	}
+	return nil
+}
+
+func (info *J2KInfo) coc(c []byte) error {
+	k := 1 // Ccoc is one byte below 257 components (ReadJ2K allows 4)
+	if len(c) < k+6 {
+		return errors.New("JPEG 2000 COC marker too short")
+	}
+	if int(c[0]) >= info.Comps {
+		return fmt.Errorf("JPEG 2000 COC for component %d of %d", c[0], info.Comps)
+	}
+	if levels := c[k+1]; levels > 32 {
+		return fmt.Errorf("JPEG 2000 COC: %d decomposition levels (limit 32)", levels)
+	}
+	return codeBlock(c[k+2], c[k+3])
 }
 
 func (info *J2KInfo) cod(c []byte) error {
@@ -185,6 +230,9 @@ func (info *J2KInfo) cod(c []byte) error {
 	info.Levels = int(c[5])
 	if info.Layers < 1 || info.Layers > maxJ2KLayers || info.Levels > 32 {
 		return fmt.Errorf("JPEG 2000 COD: %d layers, %d decomposition levels (limits %d, 32)", info.Layers, info.Levels, maxJ2KLayers)
+	}
+	if err := codeBlock(c[6], c[7]); err != nil {
+		return err
 	}
 	pp := make([]byte, info.Levels+1)
 	for r := range pp {

@@ -93,7 +93,7 @@ func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (fi
 // decoding touches no shared state, so the daemon can carry on.
 func recoverPanic(err *error) {
 	if p := recover(); p != nil {
-		*err = fail(CodeInternal, "decoder panicked: %v", p)
+		*err = panicked(CodeInternal, "decoder", p)
 	}
 }
 
@@ -129,6 +129,10 @@ func Check(h *Header, lim Limits) error {
 		// A file cut short at an element boundary parses cleanly but has
 		// no pixel data: that must not look like success.
 		return fail(CodeNoPixelData, "no Pixel Data element (file truncated?)")
+	}
+	if l != nil && !l.syntax.Supported() {
+		// First: whatever else is wrong, no film in this syntax decodes.
+		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
 	if h.Rows <= 0 || h.Columns <= 0 || h.Rows > 65535 || h.Columns > 65535 {
 		return fail(CodeBadHeader, "rows %d x columns %d", h.Rows, h.Columns)
@@ -171,9 +175,6 @@ func Check(h *Header, lim Limits) error {
 	}
 	if math.IsNaN(h.RescaleSlope) || math.IsInf(h.RescaleSlope, 0) || math.IsNaN(h.RescaleIntercept) || math.IsInf(h.RescaleIntercept, 0) {
 		return fail(CodeBadHeader, "rescale slope/intercept not finite")
-	}
-	if l != nil && !l.syntax.Supported() {
-		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
 	return nil
 }
@@ -250,7 +251,7 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	if !ok {
 		return nil, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
-	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim)}, h.BitsAllocated)
+	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim), PhotometricRGB: h.Photometric == "RGB"}, h.BitsAllocated)
 	if err != nil {
 		if codec.IsMissing(err) {
 			return nil, wrap(CodeCodecMissing, err)

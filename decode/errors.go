@@ -42,6 +42,9 @@ const (
 type Error struct {
 	Code Code
 	Err  error
+	// panicked: the failure is a recovered panic (a bug, in our code or a
+	// library's), which tests must never accept as a refusal.
+	panicked bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Code, e.Err) }
@@ -76,4 +79,15 @@ func CodeOf(err error) Code {
 		return de.Code
 	}
 	return CodeInternal
+}
+
+// Panicked reports whether err is a recovered panic rather than a refusal
+// the decoder chose: the daemon survives it, but it is always a bug.
+func Panicked(err error) bool {
+	var de *Error
+	return errors.As(err, &de) && de.panicked
+}
+
+func panicked(code Code, who string, p any) error {
+	return &Error{Code: code, Err: fmt.Errorf("%s panicked: %v", who, p), panicked: true}
 }

@@ -59,6 +59,9 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Add(dicomtest.Good().Bytes())
+	for _, b := range extraFuzzSeeds(f) {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Go's fuzzing engine has no per-input time limit: a hang panics the
 		// worker from a timer, which the engine records as a crasher.
@@ -123,6 +126,9 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	for name, im := range pipelineSeeds() {
 		write("pipeline "+name, im.Bytes())
+	}
+	for name, b := range extraFuzzSeeds(t) {
+		write(name, b)
 	}
 }
 

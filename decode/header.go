@@ -154,7 +154,7 @@ func readerAt(r io.Reader, size int64, lim Limits) (io.ReaderAt, error) {
 // the parser's dictionary would make it fall back to a nil byte order).
 func parseHeader(l *layout) (h *Header, err error) {
 	var buf bytes.Buffer
-	buf.Grow(int(l.pixelAt-l.dataStart) + 512)
+	buf.Grow(len(l.header) + 512)
 	buf.Write(make([]byte, 128))
 	buf.WriteString("DICM")
 	var meta bytes.Buffer
@@ -166,14 +166,12 @@ func parseHeader(l *layout) (h *Header, err error) {
 	}
 	writeMeta(&buf, metaElem{tag: 0x00020000, vr: "UL", value: binary.LittleEndian.AppendUint32(nil, uint32(meta.Len()))})
 	buf.Write(meta.Bytes())
-	if _, err := io.Copy(&buf, io.NewSectionReader(l.src, l.dataStart, l.pixelAt-l.dataStart)); err != nil {
-		return nil, fail(CodeUnreadable, "read attributes: %v", err)
-	}
+	buf.Write(l.header)
 	defer func() {
 		// Third-party code fed bytes from outside: whatever the pre-scan
 		// missed must quarantine the file, not take the daemon down.
 		if p := recover(); p != nil {
-			h, err = nil, fail(CodeParse, "DICOM parser panicked: %v", p)
+			h, err = nil, panicked(CodeParse, "DICOM parser", p)
 		}
 	}()
 	ds, err := dicom.Parse(bytes.NewReader(buf.Bytes()), int64(buf.Len()), nil,

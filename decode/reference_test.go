@@ -139,6 +139,8 @@ func reference(t *testing.T, path string, film *Film) (vals []int, how string) {
 		pgm := filepath.Join(dir, "frame.pgm")
 		run(t, tool(t, "opj_decompress", "libopenjp2-tools"), "-quiet", "-i", cs, "-o", pgm)
 		return readPGM(t, pgm), "opj_decompress"
+	case TSHTJ2KLossless, TSHTJ2KRPCL, TSHTJ2K:
+		return ojphExpand(t, path), "ojph_expand"
 	default:
 		run(t, tool(t, "dcmconv", "dcmtk"), "+te", path, out)
 		how = "dcmconv +te"

@@ -41,6 +41,10 @@ type layout struct {
 	size      int64
 	// otherPixels notes Float/Double Float Pixel Data, which is not decoded.
 	otherPixels bool
+	// header is the data set before the top-level Pixel Data as the
+	// parser gets it: the bytes the pre-scan validated, in the data set's
+	// own encoding, with UN elements re-encoded (see elems).
+	header []byte
 }
 
 type metaElem struct {
@@ -61,14 +65,21 @@ type pixelLoc struct {
 }
 
 type scanner struct {
-	r        io.ReaderAt
-	size     int64
+	r    io.ReaderAt
+	size int64
+	// bo and implicit are the encoding being read: the data set's, or
+	// implicit VR little endian inside a UN of undefined length (CP-246).
 	bo       binary.ByteOrder
 	implicit bool
-	lim      Limits
-	elements int
-	buf      [16]byte
-	layout   *layout
+	// out receives the data set for the parser, always in the data set's
+	// own encoding (outBO, outImplicit).
+	out         bytes.Buffer
+	outBO       binary.ByteOrder
+	outImplicit bool
+	lim         Limits
+	elements    int
+	buf         [16]byte
+	layout      *layout
 }
 
 // scanFile runs the pre-scan over a whole file (size bytes of r).
@@ -97,11 +108,23 @@ func scanFile(r io.ReaderAt, size int64, lim Limits) (*layout, error) {
 	if l.syntax.big {
 		s.bo = binary.BigEndian
 	}
+	if !s.implicit && !l.syntax.big && l.dataStart+8 <= s.size {
+		// Some writers encode the data set in implicit VR whatever the
+		// transfer syntax says (pydicom's SC_rgb_jpeg.dcm, a JPEG film).
+		// The first element tells: its VR bytes are no VR. pydicom reads
+		// such files the same way; dcmtk refuses them.
+		b, _ := s.at(l.dataStart, 8, s.size)
+		if !validVR(string(b[4:6])) && binary.LittleEndian.Uint16(b) == 0x0008 {
+			s.implicit, l.syntax.implicit = true, true
+		}
+	}
+	s.outBO, s.outImplicit = s.bo, s.implicit
 	l.pixelAt = s.size
 	if _, err := s.elems(l.dataStart, s.size, 0, true, false); err != nil {
 		return nil, err
 	}
 	l.elements = s.elements
+	l.header = s.out.Bytes()
 	if l.pixelAt > lim.MaxHeaderSize {
 		return nil, fail(CodeHeaderTooLarge, "the attributes before the pixel data take %d bytes (limit %d)", l.pixelAt, lim.MaxHeaderSize)
 	}
@@ -409,9 +432,19 @@ func (s *scanner) header(off, end int64) (tag.Tag, string, uint32, int64, error)
 }
 
 // elems walks elements from off to end (a defined length), or, with
-// untilItemEnd, up to and including an item delimiter. At the top level it
-// stops at Pixel Data, which it records. It returns the offset after the
-// last byte it consumed.
+// untilItemEnd, up to and including an item delimiter, and writes them to
+// s.out. At the top level it stops at Pixel Data, which it records. It
+// returns the offset after the last byte it consumed.
+//
+// UN elements are read as PS3.5 6.2.2 says, rather than as the parser
+// would (as opaque bytes, or, for an undefined length, as a sequence in
+// the data set's encoding, which is wrong): a UN of undefined length is a
+// sequence encoded in implicit VR little endian (CP-246), and so is the
+// value of a UN whose tag the dictionary knows as SQ; a UN whose tag the
+// dictionary knows otherwise takes its dictionary VR, its value staying in
+// the transfer syntax's byte order. The parser gets them re-encoded, so
+// that a film whose Modality, Rescale Intercept or window a converting
+// archive wrote as UN routes and displays as it should.
 func (s *scanner) elems(off, end int64, depth int, top, untilItemEnd bool) (int64, error) {
 	for off < end {
 		if top && off > s.lim.MaxHeaderSize {
@@ -426,6 +459,7 @@ func (s *scanner) elems(off, end int64, depth int, top, untilItemEnd bool) (int6
 		}
 		if t.Group == 0xFFFE {
 			if t == tagItemEnd && untilItemEnd {
+				s.emitHeader(t, "", 0)
 				return off + hl, nil
 			}
 			return off, fail(CodeParse, "unexpected (%04X,%04X) at byte %d", t.Group, t.Element, off)
@@ -435,7 +469,8 @@ func (s *scanner) elems(off, end int64, depth int, top, untilItemEnd bool) (int6
 			if top {
 				return s.pixelData(off, val, vr, n)
 			}
-			// Icon images and the like: skipped by the parser, checked here.
+			// Icon images and the like: checked here, not given to the
+			// parser, which would skip them anyway.
 			if n == undefined {
 				off, err = s.items(val, end, nil)
 			} else {
@@ -450,19 +485,65 @@ func (s *scanner) elems(off, end int64, depth int, top, untilItemEnd bool) (int6
 		if top && (t == tagFloatPix || t == tagDblPix) {
 			s.layout.otherPixels = true
 		}
+		if vr == "UN" && !s.implicit {
+			dict := dictVR(t)
+			switch {
+			case n == undefined:
+				if off, err = s.unSequence(t, val, n, end, depth+1); err != nil {
+					return off, err
+				}
+				continue
+			case dict == "SQ":
+				// A defined length lets a value that is not the implicit
+				// VR items it should be stay opaque bytes, as before.
+				mark, count := s.out.Len(), s.elements
+				if next, err := s.unSequence(t, val, n, end, depth+1); err == nil {
+					off = next
+					continue
+				}
+				s.out.Truncate(mark)
+				s.elements = count
+			case dict != "" && dict != "UN" && (longVR(dict) || n <= 0xFFFF) && numericLength(t, dict, n) == nil:
+				vr = dict
+			}
+		}
+		if top && t == tag.SpecificCharacterSet && !stringVR(vr) {
+			// The parser takes this element's value for strings and
+			// panics on anything else: it gets text, or nothing.
+			vr = "CS"
+			if n > 0xFFFF && n != undefined {
+				if err := s.fits("Specific Character Set", val, n, end, s.lim.MaxHeaderSize); err != nil {
+					return off, err
+				}
+				off = val + int64(n)
+				continue
+			}
+		}
 		kind := tag.GetVRKind(t, vr)
 		switch {
 		case kind == tag.VRSequence || (kind == tag.VRUnknown && n == undefined):
+			lenAt := s.emitHeader(t, "SQ", n)
+			start := s.out.Len()
 			off, err = s.sequence(val, n, end, depth+1)
+			s.patchLength(lenAt, start, n)
 		case kind == tag.VRBytes && n == undefined:
 			// OB/OW of undefined length outside Pixel Data: the parser
-			// reads its items and joins them.
-			off, err = s.items(val, end, nil)
+			// reads its items and joins them. Copied as they are, when
+			// they are in the encoding the parser reads.
+			var next int64
+			next, err = s.items(val, end, nil)
+			if err == nil && s.bo == s.outBO && s.implicit == s.outImplicit {
+				err = s.copyRaw(off, next-off)
+			}
+			off = next
 		case n == undefined:
 			err = fail(CodeParse, "element (%04X,%04X) at byte %d: undefined length on VR %s", t.Group, t.Element, off, vr)
 		default:
 			if err = s.fits(fmt.Sprintf("element (%04X,%04X)", t.Group, t.Element), val, n, end, s.lim.MaxHeaderSize); err == nil {
 				err = numericLength(t, vr, n)
+			}
+			if err == nil {
+				err = s.emitValue(t, vr, val, n)
 			}
 			off = val + int64(n)
 		}
@@ -479,6 +560,112 @@ func (s *scanner) elems(off, end int64, depth int, top, untilItemEnd bool) (int6
 	return off, nil
 }
 
+// unSequence walks a UN value that holds a sequence (CP-246), which is
+// encoded in implicit VR little endian whatever the data set's encoding,
+// and writes it out as a sequence in the data set's encoding.
+func (s *scanner) unSequence(t tag.Tag, val int64, n uint32, end int64, depth int) (int64, error) {
+	bo, implicit := s.bo, s.implicit
+	s.bo, s.implicit = binary.LittleEndian, true
+	defer func() { s.bo, s.implicit = bo, implicit }()
+	lenAt := s.emitHeader(t, "SQ", n)
+	start := s.out.Len()
+	off, err := s.sequence(val, n, end, depth)
+	s.patchLength(lenAt, start, n)
+	return off, err
+}
+
+// dictVR is a tag's VR in the dictionary ("" for a private or unknown
+// tag); for tags with several ("US or SS", "OB or OW"), the first.
+func dictVR(t tag.Tag) string {
+	if t.Group%2 == 1 {
+		return ""
+	}
+	if info, err := tag.Find(t); err == nil && len(info.VRs) > 0 && validVR(info.VRs[0]) {
+		return info.VRs[0]
+	}
+	return ""
+}
+
+// stringVR: the parser hands the value over as strings.
+func stringVR(vr string) bool {
+	switch tag.GetVRKind(tag.Tag{}, vr) {
+	case tag.VRStringList, tag.VRString, tag.VRDate:
+		return true
+	}
+	return false
+}
+
+// emitHeader writes an element header in the output encoding and returns
+// where its length field is. A value too long for a short VR's length
+// field goes out as UN (the parser then keeps its bytes).
+func (s *scanner) emitHeader(t tag.Tag, vr string, n uint32) int {
+	var b [12]byte
+	s.outBO.PutUint16(b[0:], t.Group)
+	s.outBO.PutUint16(b[2:], t.Element)
+	if s.outImplicit || t.Group == 0xFFFE {
+		s.outBO.PutUint32(b[4:], n)
+		s.out.Write(b[:8])
+		return s.out.Len() - 4
+	}
+	if !longVR(vr) && n > 0xFFFF {
+		vr = "UN"
+	}
+	copy(b[4:6], vr)
+	if longVR(vr) {
+		s.outBO.PutUint32(b[8:], n)
+		s.out.Write(b[:12])
+		return s.out.Len() - 4
+	}
+	s.outBO.PutUint16(b[6:], uint16(n))
+	s.out.Write(b[:8])
+	return s.out.Len() - 2
+}
+
+// patchLength sets a defined length, written at lenAt, to what was
+// written since start (re-encoding may have changed it).
+func (s *scanner) patchLength(lenAt, start int, n uint32) {
+	if n == undefined {
+		return // it ends with a delimiter, which sequence and elems write
+	}
+	s.outBO.PutUint32(s.out.Bytes()[lenAt:], uint32(s.out.Len()-start))
+}
+
+// emitValue writes an element with a defined length, its value swapped
+// into the output byte order where the two differ (in a CP-246 sequence
+// of a big endian data set).
+func (s *scanner) emitValue(t tag.Tag, vr string, val int64, n uint32) error {
+	s.emitHeader(t, vr, n)
+	start := s.out.Len()
+	if err := s.copyRaw(val, int64(n)); err != nil {
+		return err
+	}
+	if s.bo != s.outBO {
+		size := map[string]int{"US": 2, "SS": 2, "OW": 2, "AT": 2, "UL": 4, "SL": 4, "FL": 4, "OF": 4, "OL": 4, "FD": 8, "OD": 8}[vr]
+		b := s.out.Bytes()[start:]
+		for i := 0; size > 1 && i+size <= len(b); i += size {
+			for j := 0; j < size/2; j++ {
+				b[i+j], b[i+size-1-j] = b[i+size-1-j], b[i+j]
+			}
+		}
+	}
+	return nil
+}
+
+// copyRaw appends n bytes of the file at off to s.out (n has been checked
+// against the file and the header limit).
+func (s *scanner) copyRaw(off, n int64) error {
+	if n == 0 {
+		return nil // a bytes.Reader answers io.EOF to an empty read at its end
+	}
+	s.out.Grow(int(n))
+	b := s.out.AvailableBuffer()[:n]
+	if _, err := s.r.ReadAt(b, off); err != nil {
+		return fail(CodeUnreadable, "read at byte %d: %v", off, err)
+	}
+	s.out.Write(b)
+	return nil
+}
+
 // numericLength: the parser reads numbers until the length is used up, so
 // a length that is not a whole number of values makes it read past it.
 func numericLength(t tag.Tag, vr string, n uint32) error {
@@ -489,7 +676,8 @@ func numericLength(t tag.Tag, vr string, n uint32) error {
 	return nil
 }
 
-// sequence walks a sequence's items.
+// sequence walks a sequence's items, writing them to s.out (its header
+// is the caller's).
 func (s *scanner) sequence(off int64, n uint32, end int64, depth int) (int64, error) {
 	if depth > s.lim.MaxDepth {
 		return off, fail(CodeHeaderTooLarge, "sequences nested deeper than %d", s.lim.MaxDepth)
@@ -514,11 +702,14 @@ func (s *scanner) sequence(off int64, n uint32, end int64, depth int) (int64, er
 		}
 		switch {
 		case t == tagSeqEnd && n == undefined:
+			s.emitHeader(t, "", 0)
 			return off + hl, nil
 		case t != tagItem:
 			return off, fail(CodeParse, "(%04X,%04X) at byte %d where a sequence item belongs", t.Group, t.Element, off)
 		}
 		val := off + hl
+		lenAt := s.emitHeader(t, "", in)
+		start := s.out.Len()
 		if in == undefined {
 			off, err = s.elems(val, seqEnd, depth, false, true)
 		} else {
@@ -530,6 +721,7 @@ func (s *scanner) sequence(off int64, n uint32, end int64, depth int) (int64, er
 		if err != nil {
 			return off, err
 		}
+		s.patchLength(lenAt, start, in)
 	}
 }
 
@@ -579,6 +771,19 @@ func (s *scanner) pixelData(elemAt, val int64, vr string, n uint32) (int64, erro
 	l.pixelAt = elemAt
 	p := &pixelLoc{vr: vr}
 	l.pixel = p
+	if !l.syntax.Supported() {
+		// Refused for its syntax anyway (Check): the encapsulation its
+		// syntax implies is not held against it, only its lengths.
+		if n != undefined {
+			if err := s.fits("Pixel Data", val, n, s.size, s.lim.MaxFileSize); err != nil {
+				return val, err
+			}
+			p.value = span{val, int64(n)}
+			return val + int64(n), nil
+		}
+		p.encapsulated = true
+		return s.items(val, s.size, func(sp span) error { p.frags = append(p.frags, sp); return nil })
+	}
 	if n != undefined {
 		if l.syntax.encaps {
 			return val, fail(CodeParse, "transfer syntax %s needs encapsulated Pixel Data, it has a defined length", l.syntax.UID)

@@ -77,12 +77,12 @@ var Syntaxes = []Syntax{
 	{UID: TSJPEGLSNear, Name: "JPEG-LS Lossy (Near-Lossless)", Status: "decoded (CharLS 2)", encaps: true, codec: codecJPEGLS},
 	{UID: TSJ2KLossless, Name: "JPEG 2000 (Lossless Only)", Status: "decoded (OpenJPEG 2.5)", encaps: true, codec: codecJ2K},
 	{UID: TSJ2K, Name: "JPEG 2000", Status: "decoded (OpenJPEG 2.5)", encaps: true, codec: codecJ2K},
+	{UID: TSHTJ2KLossless, Name: "High-Throughput JPEG 2000 (Lossless Only)", Status: "decoded (OpenJPEG 2.5 HT decoder, header checked as hostile)", encaps: true, codec: codecJ2K},
+	{UID: TSHTJ2KRPCL, Name: "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)", Status: "decoded (OpenJPEG 2.5 HT decoder, header checked as hostile)", encaps: true, codec: codecJ2K},
+	{UID: TSHTJ2K, Name: "High-Throughput JPEG 2000", Status: "decoded (OpenJPEG 2.5 HT decoder, header checked as hostile)", encaps: true, codec: codecJ2K},
 	{UID: TSRLE, Name: "RLE Lossless", Status: "decoded (Go)", encaps: true, codec: codecRLE},
 	{UID: TSJ2KPart2Lossless, Name: "JPEG 2000 Part 2 Multi-component (Lossless Only)", Status: "quarantined: unsupported_transfer_syntax", encaps: true},
 	{UID: TSJ2KPart2, Name: "JPEG 2000 Part 2 Multi-component", Status: "quarantined: unsupported_transfer_syntax", encaps: true},
-	{UID: TSHTJ2KLossless, Name: "High-Throughput JPEG 2000 (Lossless Only)", Status: "quarantined: unsupported_transfer_syntax (no test file yet)", encaps: true},
-	{UID: TSHTJ2KRPCL, Name: "High-Throughput JPEG 2000 with RPCL Options (Lossless Only)", Status: "quarantined: unsupported_transfer_syntax (no test file yet)", encaps: true},
-	{UID: TSHTJ2K, Name: "High-Throughput JPEG 2000", Status: "quarantined: unsupported_transfer_syntax (no test file yet)", encaps: true},
 }
 
 var syntaxByUID = func() map[string]Syntax {
@@ -93,11 +93,30 @@ var syntaxByUID = func() map[string]Syntax {
 	return m
 }()
 
+// newerSyntaxes are standard transfer syntaxes added after the parser's
+// UID dictionary was written (DICOM 2022-2024): all explicit VR little
+// endian; known here so that a film in one is refused naming it.
+var newerSyntaxes = map[string]Syntax{
+	"1.2.840.10008.1.2.4.110": {Name: "JPEG XL Lossless", encaps: true},
+	"1.2.840.10008.1.2.4.111": {Name: "JPEG XL JPEG Recompression", encaps: true},
+	"1.2.840.10008.1.2.4.112": {Name: "JPEG XL", encaps: true},
+	"1.2.840.10008.1.2.8.1":   {Name: "Deflated Image Frame Compression", encaps: true},
+	"1.2.840.10008.1.2.4.204": {Name: "JPIP HTJ2K Referenced"},
+	"1.2.840.10008.1.2.4.205": {Name: "JPIP HTJ2K Referenced Deflate", deflated: true},
+	"1.2.840.10008.1.2.7.1":   {Name: "SMPTE ST 2110-20 Uncompressed Progressive Active Video"},
+	"1.2.840.10008.1.2.7.2":   {Name: "SMPTE ST 2110-20 Uncompressed Interlaced Active Video"},
+	"1.2.840.10008.1.2.7.3":   {Name: "SMPTE ST 2110-30 PCM Digital Audio"},
+}
+
 // lookupSyntax finds a transfer syntax. Standard ones not in Syntaxes
 // (MPEG, JPIP, JPEG XL, retired JPEG processes...) are explicit VR little
 // endian and encapsulated, and not decoded.
 func lookupSyntax(ts string) (Syntax, bool) {
 	if s, ok := syntaxByUID[ts]; ok {
+		return s, true
+	}
+	if s, ok := newerSyntaxes[ts]; ok {
+		s.UID, s.Status = ts, "quarantined: unsupported_transfer_syntax"
 		return s, true
 	}
 	info, err := uid.Lookup(ts)
@@ -121,7 +140,7 @@ func SyntaxTable() string {
 	for _, s := range Syntaxes {
 		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", s.Name, s.UID, s.Status)
 	}
-	b.WriteString("| any other standard transfer syntax (MPEG, HEVC, JPIP, JPEG XL, retired JPEG processes) | | quarantined: unsupported_transfer_syntax |\n")
+	b.WriteString("| any other standard transfer syntax (MPEG, HEVC, JPIP, JPEG XL, Deflated Image Frame Compression, SMPTE ST 2110, retired JPEG processes) | | quarantined: unsupported_transfer_syntax, the reason naming it |\n")
 	b.WriteString("| a UID that is not a transfer syntax | | quarantined at once: unsupported_transfer_syntax (its encoding is unknown) |\n")
 	return b.String()
 }

@@ -101,6 +101,69 @@ func LUTItem(first, bits int, data []uint16) []Elem {
 	return []Elem{US(Tag(0x0028, 0x3002), uint16(n), uint16(first), uint16(bits)), Raw(Tag(0x0028, 0x3006), "OW", w)}
 }
 
+// AsUN is an element written with VR UN: its value in the byte order
+// of the transfer syntax (big endian, if big), as PS3.5 6.2.2 keeps it. A
+// sequence's value becomes implicit VR little endian, as a UN sequence's
+// must be.
+func AsUN(e Elem, big bool) Elem {
+	v := e.Value
+	switch {
+	case e.VR == "SQ":
+		v = implicitItems(e.Value)
+	case big:
+		v = swap(e.VR, v)
+	}
+	return Elem{Tag: e.Tag, VR: "UN", Value: v, Undefined: e.Undefined, Length: e.Length}
+}
+
+// UNSequence is a sequence written as UN of undefined length (CP-246):
+// items of undefined length, in implicit VR little endian whatever the
+// file's transfer syntax, closed by delimiters.
+func UNSequence(tag uint32, items ...[]Elem) Elem {
+	var b bytes.Buffer
+	for _, it := range items {
+		sort.SliceStable(it, func(i, j int) bool { return it[i].Tag < it[j].Tag })
+		b.Write([]byte{0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF})
+		for _, e := range it {
+			writeElem(&b, e, binary.LittleEndian, true)
+		}
+		b.Write([]byte{0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0})
+	}
+	b.Write([]byte{0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0})
+	return Elem{Tag: tag, VR: "UN", Value: b.Bytes(), Undefined: true, Length: -1}
+}
+
+// implicitItems re-encodes the items of a sequence value written by Seq
+// (explicit VR little endian, defined lengths) in implicit VR little
+// endian.
+func implicitItems(v []byte) []byte {
+	var out bytes.Buffer
+	for len(v) >= 8 {
+		n := int(binary.LittleEndian.Uint32(v[4:]))
+		item := v[8 : 8+n]
+		var ib bytes.Buffer
+		for len(item) >= 8 {
+			t := uint32(binary.LittleEndian.Uint16(item))<<16 | uint32(binary.LittleEndian.Uint16(item[2:]))
+			vr := string(item[4:6])
+			hl, vl := 8, int(binary.LittleEndian.Uint16(item[6:]))
+			if longVR[vr] {
+				hl, vl = 12, int(binary.LittleEndian.Uint32(item[8:]))
+			}
+			val := item[hl : hl+vl]
+			if vr == "SQ" {
+				val = implicitItems(val)
+			}
+			writeElem(&ib, Raw(t, vr, val), binary.LittleEndian, true)
+			item = item[hl+vl:]
+		}
+		binary.Write(&out, binary.LittleEndian, []uint16{0xFFFE, 0xE000})
+		binary.Write(&out, binary.LittleEndian, uint32(ib.Len()))
+		out.Write(ib.Bytes())
+		v = v[8+n:]
+	}
+	return out.Bytes()
+}
+
 // Encapsulated is pixel data split into fragments, with an empty basic
 // offset table.
 func Encapsulated(frags ...[]byte) Elem {
@@ -134,6 +197,9 @@ type File struct {
 	Elems          []Elem
 	// NoPreamble drops the preamble and DICM magic.
 	NoPreamble bool
+	// DataSetSyntax, if set, encodes the data set in this syntax whatever
+	// TransferSyntax says (as some writers do).
+	DataSetSyntax string
 }
 
 // Bytes encodes the file.
@@ -158,9 +224,13 @@ func (f File) Bytes() []byte {
 	writeElem(&out, gl, binary.LittleEndian, false)
 	out.Write(mb.Bytes())
 
+	enc := f.TransferSyntax
+	if f.DataSetSyntax != "" {
+		enc = f.DataSetSyntax
+	}
 	var bo binary.ByteOrder = binary.LittleEndian
-	implicit := f.TransferSyntax == ImplicitLE
-	if f.TransferSyntax == ExplicitBE {
+	implicit := enc == ImplicitLE
+	if enc == ExplicitBE {
 		bo = binary.BigEndian
 	}
 	els := append([]Elem{
@@ -249,6 +319,10 @@ type Image struct {
 	Extra               []Elem
 	// PixelData replaces the encoded pixels (encapsulated data, hostile bytes).
 	PixelData *Elem
+	// UN lists tags written with VR UN (explicit VR syntaxes), their
+	// values as the transfer syntax encodes them: what an archive that
+	// does not know a tag, or an old converter, writes.
+	UN []uint32
 }
 
 // File builds the DICOM file for an image.
@@ -323,6 +397,13 @@ func (im Image) File() File {
 		els = append(els, im.nativePixels())
 	}
 	els = append(els, im.Extra...)
+	for i, e := range els {
+		for _, t := range im.UN {
+			if e.Tag == t {
+				els[i] = AsUN(e, im.TransferSyntax == ExplicitBE)
+			}
+		}
+	}
 	return File{TransferSyntax: im.TransferSyntax, SOPClassUID: "1.2.840.10008.5.1.4.1.1.1.1", SOPInstanceUID: im.SOPInstanceUID, Elems: els}
 }
 
