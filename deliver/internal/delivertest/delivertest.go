@@ -80,8 +80,8 @@ func (e *Env) Alert(t testing.TB, n int, priority string, score float64) string 
 	t.Helper()
 	r := &publish.Result{
 		Schema: publish.ResultSchema, Source: publish.Source{Kind: "folder", Name: "/in", File: fmt.Sprintf("patient-%d.dcm", n), FilmID: fmt.Sprintf("%016x", n)},
-		Film:   publish.Film{SOPInstanceUID: fmt.Sprintf("1.2.826.0.1.3680043.8.498.%d", n), Modality: "DX"},
-		Score:  score, Priority: priority, ModelSet: "ms-0123456789ab", ScoredAt: time.Now().UTC(), Daemon: "test", Host: "h",
+		Film:  publish.Film{SOPInstanceUID: fmt.Sprintf("1.2.826.0.1.3680043.8.498.%d", n), Modality: "DX"},
+		Score: score, Priority: priority, ModelSet: "ms-0123456789ab", ScoredAt: time.Now().UTC(), Daemon: "test", Host: "h",
 	}
 	if _, err := e.Pub.PublishResult(context.Background(), r, true); err != nil {
 		t.Fatal(err)
