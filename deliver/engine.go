@@ -134,6 +134,12 @@ type Observer interface {
 // of a consumer name and a subject.
 var NamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,47}$`)
 
+// Default names of the active-alerts bucket and the dead-letter stream.
+const (
+	DefaultActiveBucket     = "TRIAGED_ALERTS_ACTIVE"
+	DefaultDeadLetterStream = "TRIAGED_DELIVER_DEAD"
+)
+
 // Options configure the engine. Zero values take the defaults noted.
 type Options struct {
 	Prefix string // subject prefix (triaged)
@@ -184,8 +190,8 @@ func (o *Options) defaults() {
 	}
 	def(&o.Prefix, "triaged")
 	def(&o.Stream, "TRIAGED_ALERTS")
-	def(&o.ActiveBucket, "TRIAGED_ALERTS_ACTIVE")
-	def(&o.DeadLetterStream, "TRIAGED_DELIVER_DEAD")
+	def(&o.ActiveBucket, DefaultActiveBucket)
+	def(&o.DeadLetterStream, DefaultDeadLetterStream)
 	defd(&o.DeadLetterMaxAge, 30*24*time.Hour)
 	defd(&o.Backfill, time.Hour)
 	defd(&o.AckWait, 30*time.Second)
