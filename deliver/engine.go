@@ -223,7 +223,7 @@ type destState struct {
 	durable string
 	cons    jetstream.Consumer
 
-	delivered, retries, dead, skipped, redelivered atomic.Uint64
+	delivered, retries, dead, skipped, redelivered, tickFailed atomic.Uint64
 
 	mu           sync.Mutex
 	failingSince time.Time
@@ -792,6 +792,8 @@ func (s *destState) count(e *Engine, o Outcome) {
 		s.skipped.Add(1)
 	case Redelivered:
 		s.redelivered.Add(1)
+	case TickFailed:
+		s.tickFailed.Add(1)
 	}
 	if e.opts.Observer != nil {
 		e.opts.Observer.Delivery(s.d.Name(), o)
@@ -824,7 +826,8 @@ type Stats struct {
 	// before (after a retry, or a daemon's death): only those after a
 	// death or a timeout may have reached the receiver twice, which its
 	// idempotency key tells.
-	Redelivered uint64
+	Redelivered  uint64
+	TickFailures uint64 // periodic re-sends that failed
 	// Pending is what the consumer has not had acknowledged yet; Oldest the
 	// age of the oldest of it (refreshed every Options.StatsEvery).
 	Pending      uint64
@@ -839,7 +842,7 @@ func (e *Engine) Stats() []Stats {
 	for _, s := range e.dests {
 		s.mu.Lock()
 		st := Stats{Destination: s.d.Name(), Delivered: s.delivered.Load(), Retries: s.retries.Load(),
-			DeadLetters: s.dead.Load(), Skipped: s.skipped.Load(), Redelivered: s.redelivered.Load(),
+			DeadLetters: s.dead.Load(), Skipped: s.skipped.Load(), Redelivered: s.redelivered.Load(), TickFailures: s.tickFailed.Load(),
 			Pending: s.pending, Oldest: s.oldest, FailingSince: s.failingSince, LastError: s.lastErr}
 		s.mu.Unlock()
 		out = append(out, st)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/deliver"
@@ -211,6 +212,30 @@ func TestRefusedGoesToDeadLetter(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(rc.Requests()); n != 2 {
 		t.Errorf("%d requests: the refused message was tried again", n)
+	}
+
+	// The Prometheus collector exports the same figures.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(deliver.Collector{Engine: e})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			k := mf.GetName()
+			for _, l := range m.GetLabel() {
+				k += "," + l.GetValue()
+			}
+			got[k] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	for k, v := range map[string]float64{"triaged_deliveries_total,hook,delivered": 1, "triaged_deliveries_total,hook,dead_letter": 1,
+		"triaged_delivery_failing,hook": 0, "triaged_delivery_pending,hook": 0} {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
 	}
 }
 
