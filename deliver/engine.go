@@ -328,7 +328,7 @@ func (e *Engine) setup(ctx context.Context) error {
 		}
 	}
 	for _, s := range e.dests {
-		c, err := e.consumer(ctx, s.durable, "triaged delivery to "+s.d.Name(), e.subjects(s.filter))
+		c, err := e.consumer(ctx, s.durable, "triaged delivery to "+s.d.Name(), e.subjects(s.filter), max(1000, 4*e.opts.Batch))
 		if err != nil {
 			return err
 		}
@@ -339,11 +339,11 @@ func (e *Engine) setup(ctx context.Context) error {
 
 // consumer creates or updates a durable consumer. Its start point is fixed
 // at creation (Backfill); an update keeps it, as JetStream requires.
-func (e *Engine) consumer(ctx context.Context, durable, desc string, subjects []string) (jetstream.Consumer, error) {
+func (e *Engine) consumer(ctx context.Context, durable, desc string, subjects []string, maxAckPending int) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable: durable, Description: desc, FilterSubjects: subjects,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.opts.AckWait, MaxDeliver: -1,
-		MaxAckPending: max(1000, 4*e.opts.Batch),
+		MaxAckPending: maxAckPending,
 		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
 	}
 	start := time.Now().Add(-e.opts.Backfill)
@@ -374,8 +374,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.setup(ctx); err != nil {
 		return err
 	}
+	// One message in flight across the fleet: an alert and its
+	// acknowledgement taken by two daemons at once could be applied in the
+	// wrong order and leave a resolved alert active.
 	tracker, err := e.consumer(ctx, "triaged-deliver-active", "triaged active alerts (TTL, re-sends, triage IDs)",
-		e.subjects(Filter{}))
+		e.subjects(Filter{}), 1)
 	if err != nil {
 		return err
 	}
