@@ -214,6 +214,7 @@ type Engine struct {
 	log   zerolog.Logger
 
 	active *ActiveSet
+	ready  chan struct{} // closed once the set-up is done
 }
 
 // destState is one destination and what is known about it.
@@ -241,7 +242,7 @@ func New(js jetstream.JetStream, opts Options, dests ...Destination) (*Engine, e
 	if opts.TTL > 0 && opts.Acks == nil {
 		return nil, errors.New("deliver: a TTL needs an acknowledgement publisher")
 	}
-	e := &Engine{js: js, opts: opts, log: opts.Log.With().Str("component", "deliver").Logger()}
+	e := &Engine{js: js, opts: opts, log: opts.Log.With().Str("component", "deliver").Logger(), ready: make(chan struct{})}
 	seen := map[string]bool{}
 	for _, d := range dests {
 		n := d.Name()
@@ -371,8 +372,21 @@ func (e *Engine) consumer(ctx context.Context, durable, desc string, subjects []
 // fails (stream, bucket or consumers); after that, failures are retried.
 // Messages in hand when ctx ends are handed back (Nak) for another daemon.
 func (e *Engine) Run(ctx context.Context) error {
-	if err := e.setup(ctx); err != nil {
-		return err
+	// A cluster electing leaders, or daemons of a fleet creating the same
+	// bucket at once, time out for a while: try for about a minute.
+	for attempt := 1; ; attempt++ {
+		err := e.setup(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if attempt == 12 {
+			return err
+		}
+		e.log.Warn().Err(err).Int("attempt", attempt).Msg("delivery set-up failed; retrying")
+		sleep(ctx, 5*time.Second)
 	}
 	// One message in flight across the fleet: an alert and its
 	// acknowledgement taken by two daemons at once could be applied in the
@@ -382,6 +396,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	close(e.ready)
 	var wg sync.WaitGroup
 	wg.Go(func() { e.track(ctx, tracker) })
 	for _, s := range e.dests {
@@ -852,6 +867,10 @@ func (e *Engine) Stats() []Stats {
 	}
 	return out
 }
+
+// Ready is closed once Run has set up the bucket, the dead-letter stream
+// and the consumers, and deliveries have started.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
 // Health is nil while every destination's last attempt succeeded, else an
 // error naming the failing ones (for /readyz).
