@@ -106,6 +106,13 @@ type Periodic interface {
 	Tick(ctx context.Context, active []Active) error
 }
 
+// LocalPeriodic is implemented by destinations that also send something of
+// this daemon's own every Interval (Alertmanager: the pipeline's health);
+// every daemon of a fleet calls it, unlike Tick.
+type LocalPeriodic interface {
+	LocalTick(ctx context.Context) error
+}
+
 // AckPublisher stores acknowledgements (publish.Publisher does); the engine
 // needs it only to end alerts whose TTL passed.
 type AckPublisher interface {
@@ -762,7 +769,16 @@ func (e *Engine) periodic(ctx context.Context, s *destState, p Periodic) {
 	every := p.Interval()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	local, _ := s.d.(LocalPeriodic)
 	for {
+		if local != nil {
+			lctx, cancel := context.WithTimeout(ctx, every)
+			if err := local.LocalTick(lctx); err != nil && ctx.Err() == nil {
+				s.count(e, TickFailed)
+				e.log.Warn().Err(err).Str("destination", s.d.Name()).Msg("periodic send of this daemon's health failed")
+			}
+			cancel()
+		}
 		if won, err := e.active.claim(ctx, "tick."+s.d.Name(), every, time.Now()); err != nil {
 			if ctx.Err() == nil {
 				e.log.Warn().Err(err).Str("destination", s.d.Name()).Msg("periodic re-send: claim failed")

@@ -13,6 +13,10 @@
 // on the same interval, stops firing. An acknowledgement resolves the
 // alert (endsAt set to the acknowledgement's time).
 //
+// With Options.Conditions every daemon also sends its own pipeline health
+// (films stuck, quarantine rate, no film scored, a model failing to load)
+// as alerts labelled with its instance, on the same interval.
+//
 // Several URLs (an HA pair) each receive every alert; a send counts as
 // accepted when at least one of them accepted it, since the pair gossips and
 // the next re-send reaches a member that was down.
@@ -54,12 +58,29 @@ type Options struct {
 	GeneratorURL string // where an alert links back to (default: the worklist link)
 	Client       *http.Client
 	Now          func() time.Time
+	// Conditions, when set, is read every ResendInterval by every daemon:
+	// its own pipeline's health (films stuck, quarantine rate, no film
+	// scored in reading hours, a model failing to load), sent as alerts
+	// labelled with Instance beside the films', so the people paged for
+	// films also hear when triage has stopped. A condition that stops
+	// firing is sent resolved once.
+	Conditions func() []Condition
+	Instance   string
+}
+
+// Condition is one health check of the daemon, as an alert.
+type Condition struct {
+	Name     string // alertname, e.g. TriagedPipelineWedged
+	Severity string // critical, warning
+	Summary  string // no patient data
+	Firing   bool
 }
 
 // Alertmanager is a deliver.Destination and deliver.Periodic.
 type Alertmanager struct {
-	o       Options
-	targets []string
+	o          Options
+	targets    []string
+	condFiring map[string]bool // conditions last sent firing (LocalTick only)
 }
 
 // New checks the options.
@@ -67,7 +88,7 @@ func New(o Options) (*Alertmanager, error) {
 	if len(o.URLs) == 0 {
 		return nil, fmt.Errorf("alertmanager %s: no URL", o.Name)
 	}
-	a := &Alertmanager{}
+	a := &Alertmanager{condFiring: map[string]bool{}}
 	for _, u := range o.URLs {
 		p, err := url.Parse(u)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
@@ -197,6 +218,49 @@ func (a *Alertmanager) Tick(ctx context.Context, active []deliver.Active) error 
 			return err
 		}
 		out = out[n:]
+	}
+	return nil
+}
+
+// LocalTick sends this daemon's health conditions.
+func (a *Alertmanager) LocalTick(ctx context.Context) error {
+	if a.o.Conditions == nil {
+		return nil
+	}
+	now := a.o.Now()
+	var out []Alert
+	var sent []Condition
+	for _, c := range a.o.Conditions() {
+		if !c.Firing && !a.condFiring[c.Name] {
+			continue
+		}
+		l := map[string]string{"alertname": c.Name, "severity": c.Severity, "instance": a.o.Instance}
+		if a.o.Site != "" {
+			l["site"] = a.o.Site
+		}
+		al := Alert{Labels: l, StartsAt: now, EndsAt: now.Add(4 * a.o.ResendInterval),
+			Annotations: map[string]string{"summary": c.Summary}}
+		if a.o.Links.Runbook != "" {
+			al.Annotations["runbook_url"] = a.o.Links.Runbook
+		}
+		if !c.Firing {
+			al.EndsAt = now
+		}
+		out = append(out, al)
+		sent = append(sent, c)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if err := a.post(ctx, out); err != nil {
+		return err
+	}
+	for _, c := range sent {
+		if c.Firing {
+			a.condFiring[c.Name] = true
+		} else {
+			delete(a.condFiring, c.Name)
+		}
 	}
 	return nil
 }

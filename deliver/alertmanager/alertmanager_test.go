@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,13 +142,19 @@ func TestRealAlertmanager(t *testing.T) {
 	}
 	rc := delivertest.NewReceiver(t)
 	base := startAlertmanager(t, rc.URL+"/am")
+	var wedged atomic.Bool
+	wedged.Store(true)
 	env := delivertest.Start(t)
 	links, err := deliver.ParseLinks("https://wiki.example/triaged", "https://worklist.example/films/{{.TriageID}}")
 	if err != nil {
 		t.Fatal(err)
 	}
 	am, err := alertmanager.New(alertmanager.Options{Name: "am", URLs: []string{base, fmt.Sprintf("http://127.0.0.1:%d", freePort(t))},
-		ResendInterval: time.Second, Watchdog: true, Site: "st-elsewhere", Links: links})
+		ResendInterval: time.Second, Watchdog: true, Site: "st-elsewhere", Links: links, Instance: "gw1",
+		Conditions: func() []alertmanager.Condition {
+			return []alertmanager.Condition{{Name: "TriagedPipelineWedged", Severity: "critical",
+				Summary: "films in hand and none finished for 2m", Firing: wedged.Load()}}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,4 +217,14 @@ func TestRealAlertmanager(t *testing.T) {
 	if n := len(amAlerts(t, base, `alertname="TriagedWatchdog"`, true)); n != 1 {
 		t.Errorf("%d watchdog alerts active", n)
 	}
+
+	// The daemon's own health goes the same way, and resolves.
+	if l, _, ok := find(notifications(rc), "firing", "alertname", "TriagedPipelineWedged"); !ok || l["instance"] != "gw1" || l["severity"] != "critical" {
+		t.Errorf("pipeline condition: %v %v", l, ok)
+	}
+	wedged.Store(false)
+	testenv.Eventually(t, 20*time.Second, "the condition resolved", func() bool {
+		_, _, ok := find(notifications(rc), "resolved", "alertname", "TriagedPipelineWedged")
+		return ok
+	})
 }

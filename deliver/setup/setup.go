@@ -2,7 +2,7 @@
 // config's deliver section, reading every secret from its file. It is the
 // one call the daemon needs:
 //
-//	e, err := setup.Engine(cfg, js, publisher, log, observer) // nil, nil: no destinations
+//	e, err := setup.Engine(cfg, js, setup.Hooks{Acks: publisher, Log: log}) // nil, nil: no destinations
 //	go e.Run(ctx)
 package setup
 
@@ -21,10 +21,22 @@ import (
 	"github.com/triaged/triaged/deliver/webhook"
 )
 
+// Hooks are what the daemon lends the deliveries.
+type Hooks struct {
+	// Acks stores the TTL's acknowledgements (the daemon's
+	// publish.Publisher); required with deliver.ttl.
+	Acks     deliver.AckPublisher
+	Log      zerolog.Logger
+	Observer deliver.Observer // may be nil
+	// Conditions and Instance: the daemon's health, sent to every
+	// Alertmanager destination (alertmanager.Options.Conditions); may be nil.
+	Conditions func() []alertmanager.Condition
+	Instance   string
+}
+
 // Engine returns the configured engine, or nil when no destination is
-// configured. acks stores the TTL's acknowledgements (the daemon's
-// publish.Publisher); obs may be nil.
-func Engine(cfg *config.Config, js jetstream.JetStream, acks deliver.AckPublisher, log zerolog.Logger, obs deliver.Observer) (*deliver.Engine, error) {
+// configured.
+func Engine(cfg *config.Config, js jetstream.JetStream, h Hooks) (*deliver.Engine, error) {
 	d := cfg.Deliver
 	if len(d.Destinations) == 0 {
 		return nil, nil
@@ -36,7 +48,7 @@ func Engine(cfg *config.Config, js jetstream.JetStream, acks deliver.AckPublishe
 	if err != nil {
 		return nil, fmt.Errorf("deliver.triage_key_file: %w", err)
 	}
-	dests, err := Destinations(cfg)
+	dests, err := Destinations(cfg, h)
 	if err != nil {
 		return nil, err
 	}
@@ -44,13 +56,13 @@ func Engine(cfg *config.Config, js jetstream.JetStream, acks deliver.AckPublishe
 		Prefix: cfg.NATS.SubjectPrefix, Stream: cfg.NATS.AlertStream.Name,
 		ActiveBucket: d.ActiveBucket, DeadLetterStream: d.DeadLetterStream,
 		Replicas: cfg.NATS.AlertStream.Replicas, ManageStreams: cfg.NATS.ManageStreams,
-		TriageKey: key, TTL: d.TTL, Acks: acks, Backfill: d.Backfill, AckWait: d.AckWait, Batch: d.Batch,
-		MinBackoff: d.MinBackoff, MaxBackoff: d.MaxBackoff, Log: log, Observer: obs,
+		TriageKey: key, TTL: d.TTL, Acks: h.Acks, Backfill: d.Backfill, AckWait: d.AckWait, Batch: d.Batch,
+		MinBackoff: d.MinBackoff, MaxBackoff: d.MaxBackoff, Log: h.Log, Observer: h.Observer,
 	}, dests...)
 }
 
 // Destinations builds every configured destination.
-func Destinations(cfg *config.Config) ([]deliver.Destination, error) {
+func Destinations(cfg *config.Config, h Hooks) ([]deliver.Destination, error) {
 	d := cfg.Deliver
 	links, err := deliver.ParseLinks(d.RunbookURL, d.WorklistURL)
 	if err != nil {
@@ -58,7 +70,7 @@ func Destinations(cfg *config.Config) ([]deliver.Destination, error) {
 	}
 	var out []deliver.Destination
 	for i, dc := range d.Destinations {
-		dst, err := destination(cfg, dc, links)
+		dst, err := destination(cfg, dc, links, h)
 		if err != nil {
 			return nil, fmt.Errorf("deliver.destinations[%d] (%s): %w", i, dc.Name, err)
 		}
@@ -67,7 +79,7 @@ func Destinations(cfg *config.Config) ([]deliver.Destination, error) {
 	return out, nil
 }
 
-func destination(cfg *config.Config, dc config.DeliverDestination, links deliver.Links) (deliver.Destination, error) {
+func destination(cfg *config.Config, dc config.DeliverDestination, links deliver.Links, h Hooks) (deliver.Destination, error) {
 	secret := func(path string) (string, error) {
 		if path == "" {
 			return "", nil
@@ -88,7 +100,7 @@ func destination(cfg *config.Config, dc config.DeliverDestination, links deliver
 	if dc.Type == "alertmanager" {
 		return alertmanager.New(alertmanager.Options{Name: dc.Name, URLs: dc.URLs, Filter: filter,
 			ResendInterval: dc.ResendInterval, Watchdog: dc.Watchdog == nil || *dc.Watchdog,
-			Site: cfg.Deliver.Site, Links: links, Client: client})
+			Site: cfg.Deliver.Site, Links: links, Client: client, Conditions: h.Conditions, Instance: h.Instance})
 	}
 	o := webhook.Options{Name: dc.Name, URL: dc.URL, Filter: filter, Site: cfg.Deliver.Site, Links: links,
 		Client: client, OpsgeniePriorities: dc.OpsgeniePriorities, Headers: http.Header{}}

@@ -44,7 +44,7 @@ deliver:
 		t.Fatal(err)
 	}
 	cfg.NATS.AlertStream.Name = "TRIAGED_ALERTS"
-	e, err := setup.Engine(cfg, env.JS, env.Pub, zerolog.Nop(), nil)
+	e, err := setup.Engine(cfg, env.JS, setup.Hooks{Acks: env.Pub, Log: zerolog.Nop()})
 	if err != nil || e == nil {
 		t.Fatalf("engine %v %v", e, err)
 	}
@@ -64,7 +64,7 @@ deliver:
 	}
 
 	// No destinations: no engine.
-	if e, err := setup.Engine(config.Default(), env.JS, env.Pub, zerolog.Nop(), nil); e != nil || err != nil {
+	if e, err := setup.Engine(config.Default(), env.JS, setup.Hooks{Acks: env.Pub}); e != nil || err != nil {
 		t.Errorf("without destinations: %v %v", e, err)
 	}
 }
