@@ -234,6 +234,7 @@ type destState struct {
 	delivered, retries, dead, skipped, redelivered, tickFailed atomic.Uint64
 
 	mu           sync.Mutex
+	failures     uint64 // consecutive retryable failures
 	failingSince time.Time
 	lastErr      string
 	pending      uint64
@@ -600,12 +601,14 @@ func (e *Engine) deliverBatch(ctx context.Context, s *destState, log zerolog.Log
 			advance(i)
 			continue
 		}
-		var attempt uint64 = 1
+		// The longer of the message's own attempts (fleet-wide) and this
+		// destination's failures in a row: a message that arrived during a
+		// long outage must not bring the probing back to MinBackoff.
+		attempt := s.fail(se)
 		if h.md != nil {
-			attempt = h.md.NumDelivered
+			attempt = max(attempt, h.md.NumDelivered)
 		}
 		wait := e.backoff(attempt, se.RetryAfter)
-		s.fail(se)
 		s.count(e, Retried)
 		log.Warn().Err(se).Int("status", se.Status).Uint64("attempt", attempt).Dur("retry_in", wait).
 			Int("held", len(batch)-i).Msg("delivery failed; retrying")
@@ -836,17 +839,20 @@ func (s *destState) count(e *Engine, o Outcome) {
 
 func (s *destState) ok() {
 	s.mu.Lock()
-	s.failingSince, s.lastErr = time.Time{}, ""
+	s.failingSince, s.lastErr, s.failures = time.Time{}, "", 0
 	s.mu.Unlock()
 }
 
-func (s *destState) fail(se *SendError) {
+// fail records a retryable failure and returns how many in a row.
+func (s *destState) fail(se *SendError) uint64 {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.failingSince.IsZero() {
 		s.failingSince = time.Now()
 	}
 	s.lastErr = se.Error()
-	s.mu.Unlock()
+	s.failures++
+	return s.failures
 }
 
 // Stats is one destination's figures.
