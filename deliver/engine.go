@@ -220,8 +220,18 @@ type Engine struct {
 	dests []*destState
 	log   zerolog.Logger
 
-	active *ActiveSet
-	ready  chan struct{} // closed once the set-up is done
+	active  *ActiveSet
+	tracker jetstream.Consumer
+	ready   chan struct{} // closed once the set-up is done
+
+	mu       sync.Mutex
+	setupErr error
+}
+
+func (e *Engine) setSetupErr(err error) {
+	e.mu.Lock()
+	e.setupErr = err
+	e.mu.Unlock()
 }
 
 // destState is one destination and what is known about it.
@@ -343,6 +353,15 @@ func (e *Engine) setup(ctx context.Context) error {
 		}
 		s.cons = c
 	}
+	// One message in flight across the fleet: an alert and its
+	// acknowledgement taken by two daemons at once could be applied in the
+	// wrong order and leave a resolved alert active.
+	t, err := e.consumer(ctx, "triaged-deliver-active", "triaged active alerts (TTL, re-sends, triage IDs)",
+		e.subjects(Filter{}), 1)
+	if err != nil {
+		return err
+	}
+	e.tracker = t
 	return nil
 }
 
@@ -376,14 +395,17 @@ func (e *Engine) consumer(ctx context.Context, durable, desc string, subjects []
 	return nil, fmt.Errorf("create consumer %s on %s: %w", durable, e.opts.Stream, err)
 }
 
-// Run delivers until ctx ends. It returns an error only if the set-up
-// fails (stream, bucket or consumers); after that, failures are retried.
-// Messages in hand when ctx ends are handed back (Nak) for another daemon.
+// Run delivers until ctx ends; call it once. It returns an error only if
+// the set-up (bucket, dead-letter stream, consumers) still fails after
+// about a minute of retries; after that, failures are retried forever.
+// Messages in hand when ctx ends are handed back (Nak) for another daemon,
+// and Run returns once every goroutine it started has stopped.
 func (e *Engine) Run(ctx context.Context) error {
 	// A cluster electing leaders, or daemons of a fleet creating the same
-	// bucket at once, time out for a while: try for about a minute.
+	// bucket at once, time out for a while.
 	for attempt := 1; ; attempt++ {
 		err := e.setup(ctx)
+		e.setSetupErr(err)
 		if err == nil {
 			break
 		}
@@ -396,17 +418,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.log.Warn().Err(err).Int("attempt", attempt).Msg("delivery set-up failed; retrying")
 		sleep(ctx, 5*time.Second)
 	}
-	// One message in flight across the fleet: an alert and its
-	// acknowledgement taken by two daemons at once could be applied in the
-	// wrong order and leave a resolved alert active.
-	tracker, err := e.consumer(ctx, "triaged-deliver-active", "triaged active alerts (TTL, re-sends, triage IDs)",
-		e.subjects(Filter{}), 1)
-	if err != nil {
-		return err
-	}
 	close(e.ready)
 	var wg sync.WaitGroup
-	wg.Go(func() { e.track(ctx, tracker) })
+	wg.Go(func() { e.track(ctx, e.tracker) })
 	for _, s := range e.dests {
 		wg.Go(func() { e.deliverLoop(ctx, s) })
 		if p, ok := s.d.(Periodic); ok && p.Interval() > 0 {
@@ -898,6 +912,11 @@ func (e *Engine) Ready() <-chan struct{} { return e.ready }
 // error naming the failing ones (for /readyz).
 func (e *Engine) Health() error {
 	var bad []string
+	e.mu.Lock()
+	if e.setupErr != nil {
+		bad = append(bad, "set-up: "+e.setupErr.Error())
+	}
+	e.mu.Unlock()
 	for _, st := range e.Stats() {
 		if !st.FailingSince.IsZero() {
 			bad = append(bad, fmt.Sprintf("%s failing for %s: %s", st.Destination, time.Since(st.FailingSince).Round(time.Second), st.LastError))
