@@ -546,17 +546,25 @@ func (e *Engine) deliverBatch(ctx context.Context, s *destState, log zerolog.Log
 	})
 	defer func() { close(stop); keep.Wait() }()
 	advance := func(i int) { mu.Lock(); next = i + 1; mu.Unlock() }
+	// release hands the rest back; the keep-alive stops touching them first,
+	// or an InProgress would stretch their delay to a whole AckWait.
+	release := func(i int, delay time.Duration) {
+		mu.Lock()
+		next = len(batch)
+		mu.Unlock()
+		e.handBack(batch[i:], delay)
+	}
 
 	for i, h := range batch {
 		if ctx.Err() != nil {
-			e.handBack(batch[i:], 0)
+			release(i, 0)
 			return 0
 		}
 		if h.err != nil {
 			log.Error().Err(h.err).Uint64("seq", h.seq()).Msg("undecodable message on the alerts stream: dead-lettered")
 			if err := e.deadLetter(ctx, s, h, &SendError{Err: h.err}); err != nil {
 				log.Error().Err(err).Msg("dead letter not stored; the message will be tried again")
-				e.handBack(batch[i:], e.opts.MinBackoff)
+				release(i, e.opts.MinBackoff)
 				return e.opts.MinBackoff
 			}
 			_ = h.m.Term()
@@ -599,7 +607,7 @@ func (e *Engine) deliverBatch(ctx context.Context, s *destState, log zerolog.Log
 		}
 		se := classify(err)
 		if ctx.Err() != nil {
-			e.handBack(batch[i:], 0)
+			release(i, 0)
 			return 0
 		}
 		if !se.Retryable {
@@ -607,7 +615,7 @@ func (e *Engine) deliverBatch(ctx context.Context, s *destState, log zerolog.Log
 				Str("response", se.Body).Msg("destination refused the message: dead-lettered")
 			if derr := e.deadLetter(ctx, s, h, se); derr != nil {
 				log.Error().Err(derr).Msg("dead letter not stored; the message will be tried again")
-				e.handBack(batch[i:], e.opts.MinBackoff)
+				release(i, e.opts.MinBackoff)
 				return e.opts.MinBackoff
 			}
 			_ = h.m.Term()
@@ -626,7 +634,7 @@ func (e *Engine) deliverBatch(ctx context.Context, s *destState, log zerolog.Log
 		s.count(e, Retried)
 		log.Warn().Err(se).Int("status", se.Status).Uint64("attempt", attempt).Dur("retry_in", wait).
 			Int("held", len(batch)-i).Msg("delivery failed; retrying")
-		e.handBack(batch[i:], wait)
+		release(i, wait)
 		return wait
 	}
 	return 0
