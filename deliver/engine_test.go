@@ -179,6 +179,9 @@ func TestRetryAfterHonoured(t *testing.T) {
 // A 4xx goes to the dead-letter subject with the status and response, the
 // message is terminated, and the rest are delivered.
 func TestRefusedGoesToDeadLetter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
 	env := delivertest.Start(t)
 	rc := delivertest.NewReceiver(t)
 	bad := ""
@@ -336,6 +339,9 @@ func TestTwoEnginesDeliverOnce(t *testing.T) {
 // Priority filters: a critical-only destination never sees urgent alerts
 // nor their acknowledgements; updates go only where asked for.
 func TestPriorityFilterAndUpdates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
 	env := delivertest.Start(t)
 	crit, all := delivertest.NewReceiver(t), delivertest.NewReceiver(t)
 	start(t, env.JS, testOptions(),

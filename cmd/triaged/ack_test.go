@@ -21,6 +21,9 @@ import (
 // triage ID found among the active alerts, or by one found in the stream
 // with the triage key; the second acknowledgement is a duplicate.
 func TestAckByAlertIDAndTriageID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
 	srv := testenv.NATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {

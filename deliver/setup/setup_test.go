@@ -21,6 +21,9 @@ import (
 // From the YAML to a delivered, signed request with a header read from a
 // file: the whole wiring the daemon uses.
 func TestEngineFromConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
 	env := delivertest.Start(t)
 	rc := delivertest.NewReceiver(t)
 	dir := t.TempDir()

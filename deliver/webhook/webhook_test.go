@@ -42,6 +42,9 @@ func links(t *testing.T) deliver.Links {
 // No patient data leaves: the SOP Instance UID and file name appear
 // nowhere in the requests.
 func TestPagerDutyTriggerAndResolve(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
 	env := delivertest.Start(t)
 	rc := delivertest.NewReceiver(t)
 	w, err := webhook.New(webhook.Options{Name: "pd", URL: rc.URL + "/v2/enqueue", Template: webhook.PagerDuty,
@@ -92,6 +95,9 @@ func TestPagerDutyTriggerAndResolve(t *testing.T) {
 // The Opsgenie shape: create with alias = triage ID and P1/P2, GenieKey
 // authorization; the acknowledgement closes the alias with the user.
 func TestOpsgenieCreateAndClose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
 	env := delivertest.Start(t)
 	rc := delivertest.NewReceiver(t)
 	w, err := webhook.New(webhook.Options{Name: "og", URL: rc.URL, Template: webhook.Opsgenie, APIKey: "g3n1e", Links: links(t),
