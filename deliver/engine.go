@@ -157,6 +157,10 @@ type Options struct {
 	ActiveBucket     string
 	DeadLetterStream string
 	DeadLetterMaxAge time.Duration // 30 days
+	// ActiveMaxAge bounds how long an alert stays in the active set
+	// without an acknowledgement or TTL (30 days, the alert stream's
+	// default max_age): the set must not grow for ever.
+	ActiveMaxAge time.Duration
 	Replicas         int           // of the bucket and dead-letter stream (1)
 	// ManageStreams creates or updates the bucket and the dead-letter
 	// stream; false only looks them up (they must exist).
@@ -200,6 +204,7 @@ func (o *Options) defaults() {
 	def(&o.ActiveBucket, DefaultActiveBucket)
 	def(&o.DeadLetterStream, DefaultDeadLetterStream)
 	defd(&o.DeadLetterMaxAge, 30*24*time.Hour)
+	defd(&o.ActiveMaxAge, 30*24*time.Hour)
 	defd(&o.Backfill, time.Hour)
 	defd(&o.AckWait, 30*time.Second)
 	defd(&o.MinBackoff, time.Second)
@@ -323,7 +328,7 @@ func (e *Engine) setup(ctx context.Context) error {
 	if o.ManageStreams {
 		kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: o.ActiveBucket, Description: "triaged: alerts not yet acknowledged", Replicas: o.Replicas,
-			Storage: jetstream.FileStorage, History: 1,
+			Storage: jetstream.FileStorage, History: 1, TTL: o.ActiveMaxAge,
 		})
 		if err != nil {
 			return fmt.Errorf("create active alerts bucket %s: %w", o.ActiveBucket, err)

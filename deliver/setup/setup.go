@@ -55,7 +55,7 @@ func Engine(cfg *config.Config, js jetstream.JetStream, h Hooks) (*deliver.Engin
 	return deliver.New(js, deliver.Options{
 		Prefix: cfg.NATS.SubjectPrefix, Stream: cfg.NATS.AlertStream.Name,
 		ActiveBucket: d.ActiveBucket, DeadLetterStream: d.DeadLetterStream,
-		Replicas: cfg.NATS.AlertStream.Replicas, ManageStreams: cfg.NATS.ManageStreams,
+		Replicas: cfg.NATS.AlertStream.Replicas, ManageStreams: cfg.NATS.ManageStreams, ActiveMaxAge: cfg.NATS.AlertStream.MaxAge,
 		TriageKey: key, TTL: d.TTL, Acks: h.Acks, Backfill: d.Backfill, AckWait: d.AckWait, Batch: d.Batch,
 		MinBackoff: d.MinBackoff, MaxBackoff: d.MaxBackoff, Log: h.Log, Observer: h.Observer,
 	}, dests...)
