@@ -161,7 +161,7 @@ type Options struct {
 	// without an acknowledgement or TTL (30 days, the alert stream's
 	// default max_age): the set must not grow for ever.
 	ActiveMaxAge time.Duration
-	Replicas         int           // of the bucket and dead-letter stream (1)
+	Replicas     int // of the bucket and dead-letter stream (1)
 	// ManageStreams creates or updates the bucket and the dead-letter
 	// stream; false only looks them up (they must exist).
 	ManageStreams bool
