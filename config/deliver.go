@@ -35,7 +35,7 @@ type DeliverConfig struct {
 	// Backfill is how far back a destination added for the first time
 	// starts (0: 1h).
 	Backfill time.Duration `yaml:"backfill"`
-	// AckWait, Batch, MinBackoff, MaxBackoff tune the engine (0: 30s, 64,
+	// AckWait, Batch, MinBackoff, MaxBackoff tune the engine (0: 30s, 256,
 	// 1s, 1m).
 	AckWait      time.Duration        `yaml:"ack_wait"`
 	Batch        int                  `yaml:"batch"`
@@ -129,7 +129,7 @@ func (c *Config) ValidateDeliver() Problems {
 		}
 	}
 	if d.Batch < 0 || d.Batch > 1000 {
-		add("deliver.batch", d.Batch, "must be between 0 (default 64) and 1000")
+		add("deliver.batch", d.Batch, "must be between 0 (default 256) and 1000")
 	}
 	if d.AckWait != 0 && d.AckWait < time.Second {
 		add("deliver.ack_wait", d.AckWait, "must be at least 1s (or 0)")

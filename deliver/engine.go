@@ -178,7 +178,7 @@ type Options struct {
 	// AckWait is how long a message handed out stays with this daemon
 	// without a sign of life before JetStream gives it to another (30s).
 	AckWait time.Duration
-	// Batch bounds the messages taken and ordered at once (64).
+	// Batch bounds the messages taken and ordered at once (256): a backlog up to this size goes out strictly by priority then age.
 	Batch int
 	// MinBackoff and MaxBackoff bound the retry delay (1s, 1m).
 	MinBackoff, MaxBackoff time.Duration
@@ -214,7 +214,7 @@ func (o *Options) defaults() {
 		o.Replicas = 1
 	}
 	if o.Batch < 1 {
-		o.Batch = 64
+		o.Batch = 256
 	}
 }
 

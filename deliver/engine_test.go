@@ -395,3 +395,54 @@ func TestTTLResolves(t *testing.T) {
 		return err == nil && len(l) == 0
 	})
 }
+
+// A backlog of 200 alerts built up during an outage (within one batch of
+// 256) goes out strictly critical first once the receiver is back, each
+// alert once.
+func TestOutageBacklogOrderedByPriority(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: a 5s outage with 200 alerts")
+	}
+	env := delivertest.Start(t)
+	rc := delivertest.NewReceiver(t)
+	var down atomic.Bool
+	down.Store(true)
+	rc.SetRespond(func(*http.Request, []byte) (int, http.Header, string) {
+		if down.Load() {
+			return 503, nil, ""
+		}
+		return 200, nil, ""
+	})
+	start(t, env.JS, testOptions(), generic(t, "hook", rc.URL, deliver.Filter{}))
+	want := map[string]string{}
+	for i := range 200 {
+		p := "urgent"
+		if i%5 == 4 {
+			p = "critical"
+		}
+		want[env.Alert(t, i, p, 0.9)] = p
+	}
+	time.Sleep(5 * time.Second)
+	down.Store(false)
+	up := time.Now()
+	testenv.Eventually(t, 60*time.Second, "the backlog delivered", func() bool { return len(rc.Accepted()) >= len(want) })
+	took := time.Since(up)
+	time.Sleep(500 * time.Millisecond)
+	acc := rc.Accepted()
+	if k := keys(acc); len(acc) != len(want) || len(k) != len(want) {
+		t.Errorf("%d requests accepted, %d distinct keys, for %d alerts", len(acc), len(k), len(want))
+	}
+	lastCrit, firstUrg := -1, -1
+	for i, r := range acc {
+		if want[r.Header.Get("Idempotency-Key")] == "critical" {
+			lastCrit = i
+		} else if firstUrg < 0 {
+			firstUrg = i
+		}
+	}
+	if lastCrit > firstUrg {
+		t.Errorf("a critical alert went out at #%d, after the first urgent one at #%d", lastCrit, firstUrg)
+	}
+	t.Logf("200 alerts (40 critical) during a 5s outage: drained in %s once back, critical #0-#%d, %d failed attempts during the outage",
+		took.Round(time.Millisecond), lastCrit, len(rc.Requests())-len(acc))
+}
