@@ -25,6 +25,9 @@ type Config struct {
 	HTTP        HTTP        `yaml:"http"`
 	Heatmap     Heatmap     `yaml:"heatmap"`
 
+	// Deliver: alerts to Alertmanager, webhooks and paging services.
+	Deliver DeliverConfig `yaml:"deliver"`
+
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.
 	dir string
