@@ -24,6 +24,7 @@ type Config struct {
 	Route       Route       `yaml:"route"`
 	HTTP        HTTP        `yaml:"http"`
 	Heatmap     Heatmap     `yaml:"heatmap"`
+	Worklist    Worklist    `yaml:"worklist"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.
