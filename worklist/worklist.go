@@ -66,7 +66,7 @@ type Options struct {
 	MaxFilms int
 	// ShowSince is the page's default time filter (0: everything held).
 	ShowSince time.Duration
-	// PageRows bounds the rows one page shows (0: 500); the rest are
+	// PageRows bounds the rows one page shows (0: 200); the rest are
 	// reached through the filters.
 	PageRows int
 	Log      zerolog.Logger
@@ -106,7 +106,7 @@ func New(o Options) (*Server, error) {
 		o.MaxFilms = 20000
 	}
 	if o.PageRows <= 0 {
-		o.PageRows = 500
+		o.PageRows = 200
 	}
 	s := &Server{
 		js: o.JS, pub: o.Publisher, prefix: o.Prefix, results: o.ResultStream, alerts: o.AlertStream,

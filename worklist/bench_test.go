@@ -1,0 +1,41 @@
+package worklist
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+)
+
+// BenchmarkList renders the first page over 10,000 films.
+func BenchmarkList(b *testing.B) {
+	s, err := New(Options{JS: nilJS{}, Prefix: prefix, ResultStream: resultStream, AlertStream: alertStream, Log: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Add(-3 * time.Hour)
+	for i := range 10000 {
+		prio := []string{"critical", "urgent", "urgent", "urgent", "routine", "routine", "routine", "routine", "routine", "routine"}[i%10]
+		r := film(i, prio, 0.5, start.Add(time.Duration(i)*time.Second))
+		r.MessageID = ""
+		if _, err := s.ix.addResult(r, uint64(i+1), false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h := s.Handler()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = "127.0.0.1:1234"
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+}
+
+// nilJS stands in where the benchmark never reaches the streams.
+type nilJS struct{ jetstream.JetStream }
