@@ -187,7 +187,7 @@ func (au *authenticator) user(r *http.Request) (user, tried string, err error) {
 		hash, known := a.Users[name]
 		if !known {
 			// Spend the same time as for a known user.
-			bcrypt.CompareHashAndPassword(dummyHash, []byte(pass))
+			compareHash(dummyHash(), pass)
 			return "", cleanName(name), fmt.Errorf("%w: unknown user or wrong password", errAuth)
 		}
 		key := sha256.Sum256([]byte(name + "\x00" + pass + "\x00" + string(hash)))
@@ -198,7 +198,7 @@ func (au *authenticator) user(r *http.Request) (user, tried string, err error) {
 		if hit && now.Before(c.until) {
 			return c.user, "", nil
 		}
-		if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil {
+		if compareHash(hash, pass) != nil {
 			return "", cleanName(name), fmt.Errorf("%w: unknown user or wrong password", errAuth)
 		}
 		au.mu.Lock()
@@ -212,7 +212,21 @@ func (au *authenticator) user(r *http.Request) (user, tried string, err error) {
 	return "", "", fmt.Errorf("%w: no credentials", errAuth)
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("triaged-worklist-dummy"), bcryptMinCost)
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("triaged-worklist-dummy"), bcryptMinCost)
+	return h
+})
+
+// bcryptSlots bounds the password checks running at once: each is
+// deliberately expensive, and a flood of wrong passwords must not take
+// every core from the daemon's scoring.
+var bcryptSlots = make(chan struct{}, 2)
+
+func compareHash(hash []byte, pass string) error {
+	bcryptSlots <- struct{}{}
+	defer func() { <-bcryptSlots }()
+	return bcrypt.CompareHashAndPassword(hash, []byte(pass))
+}
 
 func (au *authenticator) fromProxy(remote string) bool {
 	ip := remoteIP(remote)

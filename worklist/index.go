@@ -290,6 +290,8 @@ type Row struct {
 	Priority string
 	Rank     int
 	Score    float64
+	Urgent   float64 // the thresholds the priority was decided with
+	Critical float64
 	Models   string // per-model scores, for the hover title
 	Modality string
 	View     string
@@ -313,6 +315,7 @@ func (e *entry) row(now time.Time) Row {
 	r.Tab = "films"
 	if res := e.result; res != nil {
 		r.Priority, r.Rank, r.Score = res.Priority, rank(res.Priority), res.Score
+		r.Urgent, r.Critical = res.Thresholds.Urgent, res.Thresholds.Critical
 		r.Modality, r.View, r.BodyPart = res.Film.Modality, res.Film.ViewPosition, res.Film.BodyPart
 		var ms []string
 		for _, m := range res.Models {

@@ -82,7 +82,14 @@
   function upsert(m) {
     const old = document.getElementById("r-" + m.key);
     if (old) old.remove();
-    if (!matches(m)) return;
+    if (!matches(m)) {
+      if (old) {
+        const total = document.getElementById("total");
+        total.textContent = Math.max(0, Number(total.textContent) - 1);
+        document.getElementById("shown").textContent = tbody.children.length;
+      }
+      return;
+    }
     const t = document.createElement("template");
     t.innerHTML = m.html.trim();
     const tr = t.content.firstElementChild;
@@ -93,8 +100,9 @@
     }
     tbody.insertBefore(tr, next);
     if (!old) {
+      const total = document.getElementById("total");
+      total.textContent = Number(total.textContent) + 1;
       tr.classList.add("fresh");
-      if (m.priority === "critical") status.dataset.last = "new critical film";
     }
     document.getElementById("shown").textContent = tbody.children.length;
   }
