@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/publish"
 )
 
 // BenchmarkList renders the first page over 10,000 films.
@@ -39,3 +41,24 @@ func BenchmarkList(b *testing.B) {
 
 // nilJS stands in where the benchmark never reaches the streams.
 type nilJS struct{ jetstream.JetStream }
+
+// BenchmarkApply is the replay's cost per result message, without NATS.
+func BenchmarkApply(b *testing.B) {
+	s, err := New(Options{JS: nilJS{}, Prefix: prefix, ResultStream: resultStream, AlertStream: alertStream, Log: zerolog.Nop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msgs := make([][]byte, 10000)
+	for i := range msgs {
+		r := film(i, "urgent", 0.5, time.Now())
+		r.Kind, r.MessageID = "result", publish.ResultID(r.Film.SOPInstanceUID, r.ModelSet)
+		msgs[i], _ = publish.Encode(r)
+	}
+	i := 0
+	for b.Loop() {
+		if err := s.apply(prefix+".result", msgs[i%len(msgs)], uint64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

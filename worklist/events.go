@@ -15,13 +15,21 @@ type hub struct {
 	subs map[chan []byte]struct{}
 }
 
-const subBuffer = 256
+const (
+	subBuffer = 256
+	// maxSubs bounds the open event streams (and so their buffers).
+	maxSubs = 512
+)
 
 func newHub() *hub { return &hub{subs: map[chan []byte]struct{}{}} }
 
 func (h *hub) subscribe() (chan []byte, func()) {
 	ch := make(chan []byte, subBuffer)
 	h.mu.Lock()
+	if len(h.subs) >= maxSubs {
+		h.mu.Unlock()
+		return nil, nil
+	}
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
 	return ch, func() {
@@ -67,6 +75,11 @@ const heartbeat = 15 * time.Second
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	ch, unsubscribe := s.hub.subscribe()
+	if ch == nil {
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "too many open pages", http.StatusServiceUnavailable)
+		return
+	}
 	defer unsubscribe()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

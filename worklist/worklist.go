@@ -35,8 +35,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +68,7 @@ type Options struct {
 	MaxFilms int
 	// ShowSince is the page's default time filter (0: everything held).
 	ShowSince time.Duration
-	// PageRows bounds the rows one page shows (0: 200); the rest are
+	// PageRows bounds the rows one page shows (0: 100); the rest are
 	// reached through the filters.
 	PageRows int
 	Log      zerolog.Logger
@@ -106,7 +108,7 @@ func New(o Options) (*Server, error) {
 		o.MaxFilms = 20000
 	}
 	if o.PageRows <= 0 {
-		o.PageRows = 200
+		o.PageRows = 100
 	}
 	s := &Server{
 		js: o.JS, pub: o.Publisher, prefix: o.Prefix, results: o.ResultStream, alerts: o.AlertStream,
@@ -163,7 +165,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		MaxHeaderBytes:    64 << 10,
+		// TLS handshake failures and the like: debug, not stderr.
+		ErrorLog: stdlog.New(debugWriter{s.log}, "", 0),
 	}
 	errc := make(chan error, 1)
 	wg.Go(func() { errc <- srv.Serve(ln) })
@@ -183,6 +187,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	wg.Wait()
 	return err
+}
+
+type debugWriter struct{ l zerolog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.l.Debug().Str("error", strings.TrimSpace(string(p))).Msg("worklist: http server")
+	return len(p), nil
 }
 
 func (s *Server) subject(x string) string { return s.prefix + "." + x }

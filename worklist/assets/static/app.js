@@ -56,7 +56,6 @@
 
   const tbody = document.getElementById("rows");
   const live = document.getElementById("live");
-  const status = document.getElementById("status");
   const filter = {
     tab: body.dataset.tab, priority: body.dataset.priority,
     since: Number(body.dataset.since), ack: body.dataset.ack
