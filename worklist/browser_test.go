@@ -231,6 +231,23 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("title %q after acknowledging", title)
 	}
 	shot("worklist.png", false)
+
+	// On a phone the rows become cards: nothing sticks out sideways.
+	var overflow bool
+	err = chromedp.Run(ctx,
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile),
+		chromedp.Evaluate(`document.documentElement.scrollWidth > window.innerWidth`, &overflow),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if overflow {
+		t.Error("the worklist is wider than a phone's screen")
+	}
+	shot("worklist-phone.png", false)
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1400, 900)); err != nil {
+		t.Fatal(err)
+	}
 	var ack *publish.Ack
 	for _, m := range testenv.StreamMessages(t, e.url, alertStream) {
 		if m.Subject == prefix+".alert.ack" {
