@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/triaged/triaged/publish"
 )
 
@@ -311,7 +313,18 @@ func (s *Server) handleOverlay(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	b, err := publish.FetchAttachment(ctx, s.js, a)
+	// The stored object's own size first: fetching reads it whole.
+	var b []byte
+	obs, err := s.js.ObjectStore(ctx, a.Bucket)
+	if err == nil {
+		var info *jetstream.ObjectInfo
+		if info, err = obs.GetInfo(ctx, a.Name); err == nil && int64(info.Size) != a.Size {
+			err = fmt.Errorf("object holds %d bytes, the alert says %d", info.Size, a.Size)
+		}
+	}
+	if err == nil {
+		b, err = publish.FetchAttachment(ctx, s.js, a)
+	}
 	if err != nil {
 		s.log.Warn().Err(err).Str("film", d.Row.Key).Msg("worklist: overlay not available")
 		http.Error(w, "overlay not available", http.StatusBadGateway)

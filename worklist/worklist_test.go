@@ -278,7 +278,22 @@ func TestOverlay(t *testing.T) {
 	if resp, _ := get(t, http.DefaultClient, base+"/film/"+key+"/overlay/1"); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("overlay whose sha256 does not match: %s", resp.Status)
 	}
-	for _, n := range []string{"2", "-1", "x", "99999999999999999999"} {
+	// An object larger than its reference says is not read.
+	big := e.overlay("k1.big.png")
+	big.Size--
+	big.Kind = "overlay"
+	if _, err := e.pub.PublishUpdate(ctx, &publish.Update{Schema: publish.UpdateSchema, Kind: "update", MessageID: publish.UpdateID(alertID, "big"),
+		AlertID: alertID, Film: r.Film, Priority: "critical", ModelSet: r.ModelSet, Attachments: []publish.Attachment{big}, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, "the second update", func() bool {
+		d, _ := s.ix.detail(key, time.Now())
+		return d != nil && len(d.Attachments) == 3
+	})
+	if resp, _ := get(t, http.DefaultClient, base+"/film/"+key+"/overlay/2"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("overlay larger than its reference: %s", resp.Status)
+	}
+	for _, n := range []string{"3", "-1", "x", "99999999999999999999"} {
 		if resp, _ := get(t, http.DefaultClient, base+"/film/"+key+"/overlay/"+n); resp.StatusCode != 404 {
 			t.Errorf("overlay %s: %s", n, resp.Status)
 		}
@@ -353,3 +368,19 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.body.Write(b)
 }
 func (r *recorder) WriteHeader(c int) { r.code = c }
+
+// A page served before the history is replayed says so.
+func TestLoadingHistory(t *testing.T) {
+	e := newEnv(t)
+	s, err := New(Options{JS: e.js, Prefix: prefix, ResultStream: resultStream, AlertStream: alertStream, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "/", nil)
+	req.RemoteAddr = "127.0.0.1:5555"
+	w := &recorder{h: http.Header{}}
+	s.Handler().ServeHTTP(w, req)
+	if w.code != 200 || !strings.Contains(w.body.String(), "Loading history from the streams") {
+		t.Errorf("%d, page does not say it is still loading", w.code)
+	}
+}
