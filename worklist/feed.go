@@ -40,7 +40,9 @@ func (s *Server) followOnce(ctx context.Context, stream string, filters []string
 	if err != nil {
 		return fmt.Errorf("stream %s info: %w", stream, err)
 	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
+	// A stopped daemon's consumers go soon; an ordered consumer that misses
+	// heartbeats recreates itself anyway.
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: time.Minute}
 	// Only the newest part of the stream can be held, so only that part is
 	// replayed: the start costs the window, not the stream's retention.
 	if n := info.State.Msgs; n > uint64(window) {

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -383,4 +384,72 @@ func TestLoadingHistory(t *testing.T) {
 	if w.code != 200 || !strings.Contains(w.body.String(), "Loading history from the streams") {
 		t.Errorf("%d, page does not say it is still loading", w.code)
 	}
+}
+
+// Serve stops when its context ends, event streams included, and leaves no
+// goroutine behind. The first round warms the connection up (its request
+// multiplexer lives as long as the connection); the second is counted. The
+// embedded server's own goroutines (its side of the ephemeral consumers,
+// gone after their inactivity threshold) run in this process too and are
+// not counted.
+func TestServeStops(t *testing.T) {
+	e := newEnv(t)
+	e.publishFilm(film(1, "urgent", 0.5, time.Now().UTC()))
+	before := 0
+	for round := range 2 {
+		if round == 1 {
+			time.Sleep(200 * time.Millisecond)
+			before = clientGoroutines()
+		}
+		s, err := New(Options{JS: e.js, Publisher: e.pub, Prefix: prefix, ResultStream: resultStream, AlertStream: alertStream, Log: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, ln) }()
+		testenv.Eventually(t, 10*time.Second, "replay", s.Ready)
+		client := &http.Client{Transport: &http.Transport{}}
+		resp, err := client.Get("http://" + ln.Addr().String() + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Serve did not return")
+		}
+		io.ReadAll(resp.Body) // ends: the server closed the stream
+		resp.Body.Close()
+		client.CloseIdleConnections()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for clientGoroutines() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before Serve:\n%s", clientGoroutines(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// clientGoroutines counts the goroutines that are not the embedded NATS
+// server's.
+func clientGoroutines() int {
+	buf := make([]byte, 4<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if !strings.Contains(g, "nats-server/v2/server") {
+			n++
+		}
+	}
+	return n
 }
