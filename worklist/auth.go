@@ -118,7 +118,10 @@ func readSmall(path string) ([]byte, error) {
 }
 
 // errAuth is a refused login; its text is what the log gets.
-var errAuth = errors.New("credentials refused")
+var (
+	errAuth          = errors.New("credentials refused")
+	errNoCredentials = fmt.Errorf("%w: no credentials", errAuth)
+)
 
 // authenticator checks requests against Auth. Successful basic-auth checks
 // are remembered for a while: bcrypt costs tens of milliseconds by design,
@@ -209,7 +212,7 @@ func (au *authenticator) user(r *http.Request) (user, tried string, err error) {
 		au.mu.Unlock()
 		return name, "", nil
 	}
-	return "", "", fmt.Errorf("%w: no credentials", errAuth)
+	return "", "", errNoCredentials
 }
 
 var dummyHash = sync.OnceValue(func() []byte {

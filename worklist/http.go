@@ -102,7 +102,13 @@ func (s *Server) secure(next http.Handler) http.Handler {
 		}
 		user, tried, err := s.auth.user(r)
 		if err != nil {
-			s.log.Warn().Str("user", tried).Str("addr", r.RemoteAddr).Str("reason", err.Error()).Msg("worklist: login refused")
+			// A browser's first request carries no credentials: only a
+			// refusal of credentials offered is worth a warning.
+			lvl := s.log.Warn()
+			if errors.Is(err, errNoCredentials) {
+				lvl = s.log.Debug()
+			}
+			lvl.Str("user", tried).Str("addr", r.RemoteAddr).Str("reason", err.Error()).Msg("worklist: login refused")
 			h.Set("WWW-Authenticate", s.auth.challenge())
 			http.Error(w, "login refused", http.StatusUnauthorized)
 			return

@@ -139,14 +139,20 @@ func (ix *index) addResult(r *publish.Result, seq uint64, alert bool) (string, e
 	return e.key, nil
 }
 
+// maxAttachments bounds what one film holds, whatever its messages list.
+const maxAttachments = 32
+
 func (e *entry) addAttachments(as []publish.Attachment, notes []string) {
 	for _, a := range as {
+		if len(e.attachments) >= maxAttachments {
+			break
+		}
 		if !slices.ContainsFunc(e.attachments, func(b publish.Attachment) bool { return b.Bucket == a.Bucket && b.Name == a.Name }) {
 			e.attachments = append(e.attachments, a)
 		}
 	}
 	for _, n := range notes {
-		if !slices.Contains(e.notes, n) {
+		if len(e.notes) < maxAttachments && !slices.Contains(e.notes, n) {
 			e.notes = append(e.notes, n)
 		}
 	}

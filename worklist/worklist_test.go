@@ -106,6 +106,10 @@ func TestReplayOrderAndTabs(t *testing.T) {
 			t.Errorf("film view lacks %q", want)
 		}
 	}
+	resp, page = get(t, http.DefaultClient, base+"/film/"+kErr)
+	if resp.StatusCode != 200 || !strings.Contains(page, "bad_dicom") || strings.Contains(page, "Acknowledge") {
+		t.Errorf("error event view: %s", resp.Status)
+	}
 	if resp, _ := get(t, http.DefaultClient, base+"/film/0000"); resp.StatusCode != 404 {
 		t.Errorf("unknown film: %s", resp.Status)
 	}
