@@ -24,6 +24,7 @@ type Config struct {
 	Route       Route       `yaml:"route"`
 	HTTP        HTTP        `yaml:"http"`
 	Heatmap     Heatmap     `yaml:"heatmap"`
+	Worklist    Worklist    `yaml:"worklist"`
 
 	// Deliver: alerts to Alertmanager, webhooks and paging services.
 	Deliver DeliverConfig `yaml:"deliver"`

@@ -1,0 +1,5 @@
+//go:build !race
+
+package worklist
+
+const raceEnabled = false
