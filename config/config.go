@@ -24,6 +24,8 @@ type Config struct {
 	Route       Route       `yaml:"route"`
 	HTTP        HTTP        `yaml:"http"`
 	Heatmap     Heatmap     `yaml:"heatmap"`
+	// ResultObjects: DICOM SR and heatmap image per film (config/resultobj.go).
+	ResultObjects ResultObjects `yaml:"result_objects"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.
