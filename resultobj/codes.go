@@ -49,8 +49,13 @@ var (
 	codeComment           = code{"121106", "DCM", "Comment"}
 
 	// Clinical content (SCT: SNOMED CT).
-	codeChestXray = code{"399208008", "SCT", "Plain chest X-ray"}
-	codeLung      = code{"39607008", "SCT", "Lung"}
+	// Procedure reported: TID 1500 takes it from CID 100 (Quantitative
+	// Diagnostic Imaging Procedures), which has no radiography code;
+	// "Plain chest X-ray" (399208008, SCT) would be more specific, but
+	// PixelMed's validator refuses a code outside the group, so the
+	// group's generic "Imaging procedure" it is.
+	codeImagingProcedure = code{"363679005", "SCT", "Imaging procedure"}
+	codeLung             = code{"39607008", "SCT", "Lung"}
 	// 840539006 is the SNOMED CT concept COVID-19 value sets use for the
 	// disease (there is no pre-coordinated "COVID-19 pneumonia" in the
 	// international release). Its fully specified name, "Disease caused by

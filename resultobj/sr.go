@@ -89,7 +89,7 @@ func (c *ctx) content() node {
 		textItem("HAS OBS CONTEXT", codeDeviceMfr, c.o.Manufacturer),
 		textItem("HAS OBS CONTEXT", codeDeviceModel, r.ModelSet),
 		textItem("HAS OBS CONTEXT", codeDeviceSerial, c.o.DeviceSerialNumber),
-		codeItem("HAS CONCEPT MOD", codeProcedureReported, codeChestXray),
+		codeItem("HAS CONCEPT MOD", codeProcedureReported, codeImagingProcedure),
 	)
 
 	// TID 1600 image library: the scored film.
@@ -120,10 +120,12 @@ func (c *ctx) content() node {
 		group = group.add(numItem("CONTAINS", codeProbability, m.Probability, unitProbability).
 			add(c.algorithm(m.Name, m.Version)...))
 	}
-	group = group.add(codeItem("CONTAINS", codePriority, pc))
 	root = root.add(container("CONTAINS", codeImagingMeas, group))
 
+	// TID 1500's own qualitative evaluations (any CODE or TEXT): the
+	// priority, the statement, the reason for the priority.
 	root = root.add(container("CONTAINS", codeQualEvaluations,
+		codeItem("CONTAINS", codePriority, pc),
 		textItem("CONTAINS", codeComment, NotForDiagnosticUse),
 		textItem("CONTAINS", codeComment, r.PriorityReason)))
 	return root
