@@ -185,7 +185,7 @@ func TestUIDs(t *testing.T) {
 	}
 	r2 := testResult(src)
 	r2.Models[0].Probability, r2.Score = 0.9, 0.95 // re-scored: new content, same identity
-	b, err := Build(src, r2, ov, Options{})
+	b, err := Build(src, r2, nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestUIDs(t *testing.T) {
 	}
 	r3 := testResult(src)
 	r3.ModelSet = "ms-000000000001"
-	c, _ := Build(src, r3, ov, Options{})
+	c, _ := Build(src, r3, nil, Options{})
 	if c.UIDs.SRInstance == a.UIDs.SRInstance || c.UIDs.SCInstance == a.UIDs.SCInstance || c.UIDs.SRSeries == a.UIDs.SRSeries {
 		t.Error("a new model set kept the old UIDs")
 	}
@@ -215,7 +215,7 @@ func TestUIDs(t *testing.T) {
 		t.Error("two films got the same SR")
 	}
 	root := "1.2.826.0.1.3680043.10.999"
-	e, err := Build(src, r, ov, Options{UIDRoot: root})
+	e, err := Build(src, r, nil, Options{UIDRoot: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestUIDs(t *testing.T) {
 	if len(e.UIDs.SRInstance) != 64 {
 		t.Errorf("UID under a long root not filled to 64 characters: %d", len(e.UIDs.SRInstance))
 	}
-	if _, err := Build(src, r, ov, Options{UIDRoot: "1.2.03"}); err == nil {
+	if _, err := Build(src, r, nil, Options{UIDRoot: "1.2.03"}); err == nil {
 		t.Error("a root with a leading zero was accepted")
 	}
 }
