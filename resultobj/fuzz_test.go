@@ -3,6 +3,8 @@ package resultobj
 import (
 	"bytes"
 	"errors"
+	"image"
+	"image/png"
 	"math"
 	"testing"
 
@@ -72,4 +74,36 @@ func buildAndParse(t *testing.T, src *SourceFilm, score float64) {
 	if err != nil || e.Value.GetValue().([]string)[0] != src.StudyInstanceUID {
 		t.Fatalf("study UID lost: %v", err)
 	}
+}
+
+// FuzzOverlay: any bytes as the overlay PNG: an SC or an error, never a
+// panic, and never a banner narrower than its warning.
+func FuzzOverlay(f *testing.F) {
+	for _, sz := range [][2]int{{1, 1}, {5, 3}, {MinWidth - 1, 2}, {MinWidth + 1, 7}, {700, 1}} {
+		var b bytes.Buffer
+		png.Encode(&b, image.NewRGBA(image.Rect(0, 0, sz[0], sz[1])))
+		f.Add(b.Bytes())
+	}
+	var g bytes.Buffer
+	png.Encode(&g, image.NewGray(image.Rect(0, 0, 9, 9)))
+	f.Add(g.Bytes())
+	src := &SourceFilm{SOPClassUID: "1.2.840.10008.5.1.4.1.1.1.1", SOPInstanceUID: "1.2.826.0.1.3680043.8.498.1",
+		StudyInstanceUID: "1.2.826.0.1.3680043.8.498.3", SeriesInstanceUID: "1.2.826.0.1.3680043.8.498.2"}
+	f.Fuzz(func(t *testing.T, ov []byte) {
+		if len(ov) == 0 {
+			return
+		}
+		objs, err := Build(src, testResult(src), ov, Options{})
+		if err != nil {
+			return
+		}
+		ds, err := dicom.Parse(bytes.NewReader(objs.SC), int64(len(objs.SC)), nil, dicom.SkipPixelData())
+		if err != nil {
+			t.Fatalf("SC does not parse: %v", err)
+		}
+		e, err := ds.FindElementByTag(tag.Columns)
+		if err != nil || e.Value.GetValue().([]int)[0] < MinWidth {
+			t.Fatalf("SC narrower than its banner: %v", e)
+		}
+	})
 }

@@ -472,3 +472,56 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("%d entries after rewriting", len(ents))
 	}
 }
+
+// TestVariants: one model and routine, critical, a tiny odd-sized overlay
+// (odd pixel data length, padded): every object stays valid.
+func TestVariants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs dciodvfy and dsrdump (-short)")
+	}
+	dsrdump := tool(t, "dsrdump", "dcmtk")
+	src, _ := readSource(t, "original/nih_cxr_dx_implicit.dcm")
+	var tiny bytes.Buffer
+	img := image.NewRGBA(image.Rect(0, 0, 5, 3))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	png.Encode(&tiny, img)
+
+	single := testResult(src)
+	single.Models = single.Models[:1]
+	single.Score, single.Priority, single.Kind = 0.1, "routine", "result"
+	critical := testResult(src)
+	critical.Priority, critical.Thresholds.CalibratedOn = "critical", ""
+	critical.Daemon, critical.Host = "", ""
+	for name, r := range map[string]*publishResult{"single-routine": single, "critical": critical} {
+		objs, err := Build(src, r, tiny.Bytes(), Options{SeriesNumber: 42, SeriesDescription: "AI"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(objs.SC)%2 != 0 {
+			t.Errorf("%s: odd file length", name)
+		}
+		sr, sc := writeTemp(t, name+"-sr.dcm", objs.SR), writeTemp(t, name+"-sc.dcm", objs.SC)
+		dciodvfy(t, sr)
+		dciodvfy(t, sc)
+		out, err := exec.Command(dsrdump, "-Ph", sr).CombinedOutput()
+		if err != nil || bytes.Contains(out, []byte("W: ")) || bytes.Contains(out, []byte("E: ")) {
+			t.Errorf("%s: dsrdump: %v\n%s", name, err, out)
+		}
+		want := map[string]string{"single-routine": `(ROUTINE,99TRIAGED,"Routine")`, "critical": `(CRITICAL,99TRIAGED,"Critical")`}[name]
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("%s: no %s in\n%s", name, want, out)
+		}
+		if name == "single-routine" && bytes.Contains(out, []byte("Derivation")) {
+			t.Error("a single model's score is called a mean")
+		}
+		ds := parse(t, objs.SC)
+		if strOf(t, ds, tag.SeriesNumber) != "43" || strOf(t, ds, tag.SeriesDescription) != "AI heatmap" {
+			t.Errorf("%s: SC series %s %q", name, strOf(t, ds, tag.SeriesNumber), strOf(t, ds, tag.SeriesDescription))
+		}
+		if got := strOf(t, ds, tag.SoftwareVersions); name == "critical" && got != "unknown" {
+			t.Errorf("software version %q without a daemon version", got)
+		}
+	}
+}

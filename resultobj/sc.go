@@ -37,6 +37,9 @@ func BannerHeight(w int) int { return bannerRows * bannerScale(w) }
 
 const bannerRows = 64 // at scale 1: one large line and two small ones
 
+// MinWidth is the narrowest SC: the banner's text at scale 1 fits in it.
+const MinWidth = 12 + 2*7*len(bannerWarning) + 12
+
 func bannerScale(w int) int { return max(1, w/512) }
 
 // composeSC draws the banner above the overlay: NOT FOR DIAGNOSTIC USE,
@@ -54,11 +57,14 @@ func (c *ctx) composeSC(overlayPNG []byte) (*image.RGBA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay PNG: %w", err)
 	}
-	w, h := ov.Bounds().Dx(), ov.Bounds().Dy()
+	// A narrow overlay is drawn on a black canvas wide enough for the
+	// whole warning: a clipped warning is no warning.
+	w, h := max(ov.Bounds().Dx(), MinWidth), ov.Bounds().Dy()
 	bh := BannerHeight(w)
 	img := image.NewRGBA(image.Rect(0, 0, w, bh+h))
+	draw.Draw(img, img.Rect, image.NewUniform(color.Black), image.Point{}, draw.Src)
 	draw.Draw(img, image.Rect(0, 0, w, bh), image.NewUniform(BannerBackground), image.Point{}, draw.Src)
-	draw.Draw(img, image.Rect(0, bh, w, bh+h), ov, ov.Bounds().Min, draw.Src)
+	draw.Draw(img, image.Rect(0, bh, ov.Bounds().Dx(), bh+h), ov, ov.Bounds().Min, draw.Src)
 
 	k := bannerScale(w)
 	small := image.NewRGBA(image.Rect(0, 0, (w+k-1)/k, bannerRows))
@@ -96,6 +102,9 @@ func enlarge(dst *image.RGBA, at image.Point, src *image.RGBA, k int) {
 				continue
 			}
 			n := min(len(row), 4*(dst.Rect.Dx()-at.X))
+			if n <= 0 {
+				return
+			}
 			copy(dst.Pix[y*dst.Stride+4*at.X:], row[:n])
 		}
 	}
