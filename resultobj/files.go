@@ -1,6 +1,7 @@
 package resultobj
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,4 +54,41 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// Object is one result object with what a sender needs to offer it: its
+// SOP Class (a C-STORE presentation context, a STOW-RS part), its SOP
+// Instance UID (a status to check, a re-send to recognise) and transfer
+// syntax.
+type Object struct {
+	SOPClassUID, SOPInstanceUID, TransferSyntaxUID string
+	// File is the Part 10 file (STOW-RS, an outbox folder).
+	File []byte
+}
+
+// List is the objects built, SR first.
+func (objs *Objects) List() []Object {
+	var l []Object
+	if len(objs.SR) > 0 {
+		l = append(l, Object{Comprehensive3DSRStorage, objs.UIDs.SRInstance, tsExplicitLE, objs.SR})
+	}
+	if len(objs.SC) > 0 {
+		l = append(l, Object{SecondaryCaptureStorage, objs.UIDs.SCInstance, tsExplicitLE, objs.SC})
+	}
+	return l
+}
+
+// DataSet is the object without preamble and file meta information: what
+// a C-STORE request carries as its data set (PS3.7 9.3.1), in
+// TransferSyntaxUID.
+func (o Object) DataSet() ([]byte, error) {
+	f := o.File
+	if len(f) < 144 || string(f[128:132]) != "DICM" || string(f[132:136]) != "\x02\x00\x00\x00" || string(f[136:138]) != "UL" {
+		return nil, fmt.Errorf("resultobj: object %s is not a Part 10 file written here", o.SOPClassUID)
+	}
+	end := 144 + int(binary.LittleEndian.Uint32(f[140:144]))
+	if end > len(f) {
+		return nil, fmt.Errorf("resultobj: object %s: file meta group longer than the file", o.SOPClassUID)
+	}
+	return f[end:], nil
 }

@@ -525,3 +525,56 @@ func TestVariants(t *testing.T) {
 		}
 	}
 }
+
+func TestListAndDataSet(t *testing.T) {
+	src, p := readSource(t, "original/nih_cxr_dx_implicit.dcm")
+	objs, err := Build(src, testResult(src), overlay(t, p), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := objs.List()
+	if len(l) != 2 || l[0].SOPClassUID != Comprehensive3DSRStorage || l[1].SOPClassUID != SecondaryCaptureStorage ||
+		l[0].SOPInstanceUID != objs.UIDs.SRInstance || l[1].TransferSyntaxUID != "1.2.840.10008.1.2.1" {
+		t.Fatalf("List: %+v", l)
+	}
+	for _, o := range l {
+		d, err := o.DataSet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The data set starts with group 0008, and re-wrapped in a file
+		// meta group it parses to the same SOP instance.
+		if d[0] != 0x08 || d[1] != 0x00 {
+			t.Errorf("data set starts with % x", d[:4])
+		}
+		if !bytes.HasSuffix(o.File, d) {
+			t.Error("data set is not the file's tail")
+		}
+		if !bytes.Contains(d, []byte(o.SOPInstanceUID)) || bytes.Contains(d, []byte("DICM")) {
+			t.Error("data set lacks its UID or carries the file header")
+		}
+	}
+	if _, err := (Object{File: []byte("short")}).DataSet(); err == nil {
+		t.Error("a non-Part-10 file gave a data set")
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	src, p := readSource(b, "original/nih_cxr_dx_implicit.dcm")
+	ov := overlay(b, p)
+	r := testResult(src)
+	b.Run("sr", func(b *testing.B) {
+		for range b.N {
+			if _, err := Build(src, r, nil, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sr+sc", func(b *testing.B) {
+		for range b.N {
+			if _, err := Build(src, r, ov, Options{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
