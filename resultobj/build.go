@@ -158,7 +158,7 @@ func Build(src *SourceFilm, r *publish.Result, overlayPNG []byte, o Options) (*O
 	if err != nil {
 		return nil, err
 	}
-	c := &ctx{src: src, r: r, o: o, u: u, at: r.ScoredAt.UTC()}
+	c := &builder{src: src, r: r, o: o, u: u, at: r.ScoredAt.UTC()}
 	if c.at.IsZero() {
 		return nil, &InputError{Field: "result scored_at", Err: errors.New("missing")}
 	}
@@ -213,8 +213,8 @@ func probs(ms []publish.ModelScore) []float64 {
 	return p
 }
 
-// ctx is one build's inputs.
-type ctx struct {
+// builder holds one build's inputs.
+type builder struct {
 	src *SourceFilm
 	r   *publish.Result
 	o   Options
@@ -222,12 +222,12 @@ type ctx struct {
 	at  time.Time
 }
 
-func (c *ctx) date() string { return c.at.Format("20060102") }
-func (c *ctx) time() string { return c.at.Format("150405.000000") }
+func (c *builder) date() string { return c.at.Format("20060102") }
+func (c *builder) time() string { return c.at.Format("150405.000000") }
 
 // common adds the modules both objects share: SOP Common, Patient,
 // General Study, the series' identity and the General Equipment.
-func (c *ctx) common(d *dataset, sopClass, sopInstance, series, modality string, seriesNumber int, seriesDesc string) {
+func (c *builder) common(d *dataset, sopClass, sopInstance, series, modality string, seriesNumber int, seriesDesc string) {
 	s := c.src
 	pn, pid, issuer := text("PN", s.PatientName), text("LO", s.PatientID), text("LO", s.IssuerOfPatientID)
 	ref, acc, sid, desc := text("PN", s.ReferringPhysicianName), text("SH", s.AccessionNumber), text("SH", s.StudyID), text("LO", s.StudyDescription)
@@ -282,7 +282,7 @@ var singleFrame = map[string]bool{
 }
 
 // sopRef is the source film's Referenced SOP Class/Instance UID.
-func (c *ctx) sopRef() dataset {
+func (c *builder) sopRef() dataset {
 	var d dataset
 	d.str(0x00081150, "UI", c.src.SOPClassUID)
 	d.str(0x00081155, "UI", c.src.SOPInstanceUID)
@@ -291,7 +291,7 @@ func (c *ctx) sopRef() dataset {
 
 // sourceRef is a reference to the source film (and its frame 1 if it has
 // several and its SOP class is a multi-frame one): Referenced SOP Class/Instance UID, Referenced Frame Number.
-func (c *ctx) sourceRef() dataset {
+func (c *builder) sourceRef() dataset {
 	d := c.sopRef()
 	if c.src.NumberOfFrames > 1 && !singleFrame[c.src.SOPClassUID] {
 		d.str(0x00081160, "IS", "1")

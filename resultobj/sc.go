@@ -44,7 +44,7 @@ func bannerScale(w int) int { return max(1, w/512) }
 
 // composeSC draws the banner above the overlay: NOT FOR DIAGNOSTIC USE,
 // the score and priority, the model set and the software.
-func (c *ctx) composeSC(overlayPNG []byte) (*image.RGBA, error) {
+func (c *builder) composeSC(overlayPNG []byte) (*image.RGBA, error) {
 	cfg, err := png.DecodeConfig(bytes.NewReader(overlayPNG))
 	if err != nil {
 		return nil, fmt.Errorf("overlay PNG header: %w", err)
@@ -126,7 +126,7 @@ func rgb(img *image.RGBA) []byte {
 }
 
 // sc encodes the Secondary Capture of the overlay.
-func (c *ctx) sc(overlayPNG []byte) ([]byte, error) {
+func (c *builder) sc(overlayPNG []byte) ([]byte, error) {
 	img, err := c.composeSC(overlayPNG)
 	if err != nil {
 		return nil, err

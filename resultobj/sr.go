@@ -78,7 +78,7 @@ func (n node) attrs(d *dataset) {
 
 // content is the SR's content tree, TID 1500 (documented, item by item,
 // in docs/results-in-pacs.md).
-func (c *ctx) content() node {
+func (c *builder) content() node {
 	r := c.r
 	root := container("", codeReport,
 		codeItem("HAS CONCEPT MOD", codeLanguage, codeEnglish),
@@ -132,7 +132,7 @@ func (c *ctx) content() node {
 }
 
 // algorithm is TID 4019: name, version, parameters (HAS CONCEPT MOD).
-func (c *ctx) algorithm(name, version string, params ...string) []node {
+func (c *builder) algorithm(name, version string, params ...string) []node {
 	if version == "" {
 		version = "unknown"
 	}
@@ -147,7 +147,7 @@ func (c *ctx) algorithm(name, version string, params ...string) []node {
 }
 
 // parameters are the thresholds the priority was decided with.
-func (c *ctx) parameters() []string {
+func (c *builder) parameters() []string {
 	t := c.r.Thresholds
 	ps := []string{
 		"model_set=" + c.r.ModelSet,
@@ -161,7 +161,7 @@ func (c *ctx) parameters() []string {
 }
 
 // sr encodes the Comprehensive 3D SR.
-func (c *ctx) sr() ([]byte, error) {
+func (c *builder) sr() ([]byte, error) {
 	var d dataset
 	c.common(&d, Comprehensive3DSRStorage, c.u.SRInstance, c.u.SRSeries, "SR", c.o.SeriesNumber, c.o.SeriesDescription)
 	d.seq(0x00081111) // Referenced Performed Procedure Step Sequence: none (type 2)
