@@ -18,6 +18,8 @@ import (
 	"github.com/triaged/triaged/internal/testenv"
 )
 
+const dicomwebPlugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
 // orthanc starts Orthanc (Debian package orthanc) on a loopback HTTP port
 // from the OS, with its DICOM server off, storing under a temporary
 // directory; it is stopped when the test ends. It returns the base URL.
@@ -31,10 +33,15 @@ func orthanc(t *testing.T) string {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	dir := t.TempDir()
+	// The DICOMweb plugin (Debian package orthanc-dicomweb), for STOW-RS.
+	plugins := []string{}
+	if _, err := os.Stat(dicomwebPlugin); err == nil {
+		plugins = append(plugins, dicomwebPlugin)
+	}
 	cfg, _ := json.Marshal(map[string]any{
 		"Name": "triaged-test", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
 		"HttpPort": port, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
-		"DicomServerEnabled": false, "OverwriteInstances": true, "Plugins": []string{},
+		"DicomServerEnabled": false, "OverwriteInstances": true, "Plugins": plugins,
 	})
 	cfgPath := filepath.Join(dir, "orthanc.json")
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
@@ -106,6 +113,12 @@ func TestOrthancStoresObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	study := ""
+	// The first SC goes by STOW-RS (DICOMweb), the rest by the REST API.
+	if _, err := os.Stat(dicomwebPlugin); err == nil {
+		stow(t, url+"/dicom-web/studies", objs.List()[1])
+	} else {
+		t.Logf("no STOW-RS check: %s not found (Debian package orthanc-dicomweb)", dicomwebPlugin)
+	}
 	for i, b := range [][]byte{film, objs.SR, objs.SC, objs.SR, rescored.SR, rescored.SC} {
 		var st struct{ Status, ParentStudy string }
 		orthancJSON(t, "POST", url+"/instances", b, &st)
@@ -154,5 +167,38 @@ func TestOrthancStoresObjects(t *testing.T) {
 	orthancJSON(t, "GET", url+"/statistics", nil, &stats)
 	if stats.CountInstances != 3 {
 		t.Errorf("%d instances stored, want 3", stats.CountInstances)
+	}
+}
+
+// stow stores one object by STOW-RS and fails unless the response lists
+// it as stored and nothing as failed.
+func stow(t *testing.T, url string, o Object) {
+	t.Helper()
+	const boundary = "triaged-test-boundary"
+	var body bytes.Buffer
+	fmt.Fprintf(&body, "--%s\r\nContent-Type: application/dicom\r\n\r\n", boundary)
+	body.Write(o.File)
+	fmt.Fprintf(&body, "\r\n--%s--\r\n", boundary)
+	req, _ := http.NewRequest("POST", url, &body)
+	req.Header.Set("Content-Type", `multipart/related; type="application/dicom"; boundary=`+boundary)
+	req.Header.Set("Accept", "application/dicom+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("STOW-RS: %s\n%s", resp.Status, b)
+	}
+	var r map[string]struct{ Value []any }
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("STOW-RS response: %v\n%s", err, b)
+	}
+	if failed := r["00081198"].Value; len(failed) > 0 { // Failed SOP Sequence
+		t.Fatalf("STOW-RS refused the object: %s", b)
+	}
+	if len(r["00081199"].Value) != 1 { // Referenced SOP Sequence: what was stored
+		t.Fatalf("STOW-RS stored %d objects, want 1: %s", len(r["00081199"].Value), b)
 	}
 }
