@@ -163,13 +163,15 @@ func Build(src *SourceFilm, r *publish.Result, overlayPNG []byte, o Options) (*O
 		return nil, &InputError{Field: "result scored_at", Err: errors.New("missing")}
 	}
 	objs := &Objects{UIDs: u}
-	if objs.SR, err = c.sr(); err != nil {
-		return nil, fmt.Errorf("resultobj: build SR: %w", err)
-	}
+	// The SC first: the SR references it only if it exists.
 	if len(overlayPNG) > 0 {
 		if objs.SC, err = c.sc(overlayPNG); err != nil {
 			return nil, fmt.Errorf("resultobj: build SC: %w", err)
 		}
+		c.withSC = true
+	}
+	if objs.SR, err = c.sr(); err != nil {
+		return nil, fmt.Errorf("resultobj: build SR: %w", err)
 	}
 	return objs, nil
 }
@@ -220,6 +222,8 @@ type builder struct {
 	o   Options
 	u   UIDs
 	at  time.Time
+	// withSC: the SC was built, and the SR points to it.
+	withSC bool
 }
 
 func (c *builder) date() string { return c.at.Format("20060102") }

@@ -47,6 +47,7 @@ var (
 	codeMean              = code{"373098007", "SCT", "Mean"}
 	codeQualEvaluations   = code{"C0034375", "UMLS", "Qualitative Evaluations"}
 	codeComment           = code{"121106", "DCM", "Comment"}
+	codeIllustration      = code{"121200", "DCM", "Illustration of ROI"}
 
 	// Clinical content (SCT: SNOMED CT).
 	// Procedure reported: TID 1500 takes it from CID 100 (Quantitative

@@ -1,6 +1,9 @@
 package resultobj
 
 import (
+	"bytes"
+	"image"
+	"image/png"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,7 +24,9 @@ func TestPixelMedSRValidator(t *testing.T) {
 		t.Skipf("skipping: %s not found (Debian package libpixelmed-java)", pixelmedJar)
 	}
 	src, _ := readSource(t, "original/RG1_J2KI.dcm")
-	objs, err := Build(src, testResult(src), nil, Options{})
+	var ov bytes.Buffer // with an SC, so its reference is validated too
+	png.Encode(&ov, image.NewRGBA(image.Rect(0, 0, 16, 16)))
+	objs, err := Build(src, testResult(src), ov.Bytes(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func (n node) item() dataset {
 
 func (n node) attrs(d *dataset) {
 	d.str(0x0040A040, "CS", n.vt)
-	if n.vt != "IMAGE" { // an image library entry has no concept name
+	if n.name != (code{}) { // an image library entry has no concept name
 		d.seq(0x0040A043, n.name.item())
 	}
 	switch n.vt {
@@ -120,6 +120,11 @@ func (c *builder) content() node {
 		group = group.add(numItem("CONTAINS", codeProbability, m.Probability, unitProbability).
 			add(c.algorithm(m.Name, m.Version)...))
 	}
+	if c.withSC {
+		// The heatmap image, as the group's illustration (TID 1501 row
+		// 10b); it is listed in the Pertinent Other Evidence Sequence.
+		group = group.add(node{rel: "CONTAINS", vt: "IMAGE", name: codeIllustration, image: c.scRef()})
+	}
 	root = root.add(container("CONTAINS", codeImagingMeas, group))
 
 	// TID 1500's own qualitative evaluations (any CODE or TEXT): the
@@ -186,6 +191,15 @@ func (c *builder) sr() ([]byte, error) {
 	study.str(0x0020000D, "UI", c.src.StudyInstanceUID)
 	study.seq(0x00081115, series)
 	d.seq(0x0040A375, study) // Current Requested Procedure Evidence Sequence
+	if c.withSC {
+		var scSeries dataset
+		scSeries.str(0x0020000E, "UI", c.u.SCSeries)
+		scSeries.seq(0x00081199, c.scRef())
+		var scStudy dataset
+		scStudy.str(0x0020000D, "UI", c.src.StudyInstanceUID)
+		scStudy.seq(0x00081115, scSeries)
+		d.seq(0x0040A385, scStudy) // Pertinent Other Evidence Sequence
+	}
 
 	// SR Document Content: the root container and its template.
 	var tmpl dataset
@@ -199,4 +213,12 @@ func (c *builder) sr() ([]byte, error) {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return b, nil
+}
+
+// scRef references the SC built with this SR.
+func (c *builder) scRef() dataset {
+	var d dataset
+	d.str(0x00081150, "UI", SecondaryCaptureStorage)
+	d.str(0x00081155, "UI", c.u.SCInstance)
+	return d
 }
