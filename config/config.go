@@ -24,10 +24,13 @@ type Config struct {
 	Route       Route       `yaml:"route"`
 	HTTP        HTTP        `yaml:"http"`
 	Heatmap     Heatmap     `yaml:"heatmap"`
-	Worklist    Worklist    `yaml:"worklist"`
-
-	// Deliver: alerts to Alertmanager, webhooks and paging services.
+	// Worklist: the triage worklist page (config/worklist.go).
+	Worklist Worklist `yaml:"worklist"`
+	// Deliver: alerts to Alertmanager, webhooks and paging services
+	// (config/deliver.go).
 	Deliver DeliverConfig `yaml:"deliver"`
+	// ResultObjects: DICOM SR and heatmap image per film (config/resultobj.go).
+	ResultObjects ResultObjects `yaml:"result_objects"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.

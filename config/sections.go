@@ -4,6 +4,9 @@ package config
 // per intake, delivery or page), after the core checks of Validate.
 var sectionValidators = []func(*Config) Problems{
 	(*Config).ValidateDICOMweb,
+	(*Config).ValidateDeliver,
+	(*Config).ValidateWorklist,
+	func(c *Config) Problems { return c.ResultObjects.Problems() },
 }
 
 // RunDefaults is what `triaged run` uses without a config file (`make run`):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
 	"github.com/triaged/triaged/internal/natstest"
@@ -29,8 +30,8 @@ func TestThreeDaemonsOnAClusterDeliverOnce(t *testing.T) {
 	urls := strings.Split(c.URLs(), ",")
 	nc := delivertest.Connect(t, c.URLs())
 	p, err := publish.New(nc, publish.Options{Prefix: "triaged",
-		Results:       publish.StreamOptions{Name: "TRIAGED_RESULTS", Replicas: 3, DuplicateWindow: time.Hour},
-		Alerts:        publish.StreamOptions{Name: "TRIAGED_ALERTS", Replicas: 3, DuplicateWindow: time.Hour},
+		Results:       bus.StreamSpec{Name: "TRIAGED_RESULTS", Replicas: 3, DuplicateWindow: time.Hour},
+		Alerts:        bus.StreamSpec{Name: "TRIAGED_ALERTS", Replicas: 3, DuplicateWindow: time.Hour},
 		ManageStreams: true, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)

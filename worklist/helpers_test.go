@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/heatmap"
 	"github.com/triaged/triaged/internal/testenv"
@@ -51,8 +52,8 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(nc.Close)
 	pub, err := publish.New(nc, publish.Options{
 		Prefix:        prefix,
-		Results:       publish.StreamOptions{Name: resultStream, Replicas: 1, DuplicateWindow: time.Hour},
-		Alerts:        publish.StreamOptions{Name: alertStream, Replicas: 1, DuplicateWindow: time.Hour},
+		Results:       bus.StreamSpec{Name: resultStream, Replicas: 1, DuplicateWindow: time.Hour},
+		Alerts:        bus.StreamSpec{Name: alertStream, Replicas: 1, DuplicateWindow: time.Hour},
 		ManageStreams: true,
 		Timeout:       10 * time.Second,
 	})
@@ -64,7 +65,7 @@ func newEnv(t testing.TB) *env {
 	if err := pub.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	att, err := pub.EnsureBucket(ctx, publish.BucketOptions{Name: bucket, Replicas: 1})
+	att, err := pub.EnsureBucket(ctx, bus.StreamSpec{Name: bucket, Replicas: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

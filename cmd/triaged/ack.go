@@ -16,39 +16,30 @@ import (
 	"github.com/triaged/triaged/publish"
 )
 
-func init() {
-	commands["ack"] = command{"acknowledge an alert (ALERT_ID or TRIAGE_ID -by NAME): every delivery resolves it", cmdAck}
-}
-
 // cmdAck publishes a publish.Ack. The alert is named by its message ID
 // (<SOP Instance UID>:<model set>:<priority>, as `triaged alerts` prints
 // it) or by the triage ID the on-call saw in a page, which is looked up in
 // the active-alerts bucket, else among the stored alerts with the triage
 // key.
 func cmdAck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("ack", stderr)
-	cfgPath := fs.String("config", "", "config file (NATS address, subject prefix, deliver section)")
+	fs := newFlags("ack", stdout, stderr)
+	cfgPath := fs.configFlag("NATS address, subject prefix, deliver section")
 	server := fs.String("server", "", "NATS URL (default from the config)")
 	by := fs.String("by", "", "who acknowledges (a user name; required)")
 	note := fs.String("note", "", "optional note stored with the acknowledgement")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: triaged ack ALERT_ID|TRIAGE_ID -by NAME [-note TEXT] [-config FILE] [-server URL]\n")
-		fs.PrintDefaults()
-	}
 	// The ID may come before the flags, as the usage line shows it.
 	var id string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := fs.parse(args); !ok {
+		return code
 	}
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 	}
 	if id == "" || *by == "" || fs.NArg() > 1 {
-		fs.Usage()
-		return 2
+		return fs.usageError()
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/publish"
@@ -31,8 +32,8 @@ func TestAckByAlertIDAndTriageID(t *testing.T) {
 	}
 	defer nc.Close()
 	p, err := publish.New(nc, publish.Options{Prefix: "triaged",
-		Results:       publish.StreamOptions{Name: "TRIAGED_RESULTS", Replicas: 1, DuplicateWindow: time.Hour},
-		Alerts:        publish.StreamOptions{Name: "TRIAGED_ALERTS", Replicas: 1, DuplicateWindow: time.Hour},
+		Results:       bus.StreamSpec{Name: "TRIAGED_RESULTS", Replicas: 1, DuplicateWindow: time.Hour},
+		Alerts:        bus.StreamSpec{Name: "TRIAGED_ALERTS", Replicas: 1, DuplicateWindow: time.Hour},
 		ManageStreams: true, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -45,6 +45,7 @@ func table() []command {
 		{name: "submit", synopsis: "[-config FILE] [flags] FILE...|DIR...", summary: "publish DICOM films to the NATS ingest subject (inline or object store)", run: cmdSubmit,
 			about: "Publishes DICOM films to the NATS ingest subject, inline or through the object store by size.\nOne JSON line per film on stdout; exit status 1 if any film failed."},
 		{name: "alerts", synopsis: "[-config FILE] [-follow] [-all] [-results]", summary: "print alerts from NATS (-follow to keep tailing)", run: cmdAlerts},
+		{name: "ack", synopsis: "ALERT_ID|TRIAGE_ID -by NAME [-note TEXT] [-config FILE] [-server URL]", summary: "acknowledge an alert: every delivery resolves it and the worklist marks it", run: cmdAck},
 		{name: "requeue", synopsis: "[-config FILE] [-folder DIR] (-all | -code CODE[,CODE] | NAME...)", summary: "move quarantined films back into their drop folder", run: cmdRequeue,
 			about: "Moves quarantined films (failed/) back into their drop folder, where the daemon picks them up again;\neach reason file is kept under failed/" + folder.HistoryDir + "/. Nothing is deleted or overwritten."},
 		{name: "heatmap", summary: "heatmaps of films: render overlays, check their faithfulness", verbs: []command{

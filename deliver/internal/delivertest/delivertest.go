@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -38,8 +39,8 @@ func Start(t testing.TB) *Env {
 	nc := Connect(t, srv.ClientURL())
 	p, err := publish.New(nc, publish.Options{
 		Prefix:        "triaged",
-		Results:       publish.StreamOptions{Name: "TRIAGED_RESULTS", Replicas: 1, DuplicateWindow: time.Hour},
-		Alerts:        publish.StreamOptions{Name: "TRIAGED_ALERTS", Replicas: 1, DuplicateWindow: time.Hour},
+		Results:       bus.StreamSpec{Name: "TRIAGED_RESULTS", Replicas: 1, DuplicateWindow: time.Hour},
+		Alerts:        bus.StreamSpec{Name: "TRIAGED_ALERTS", Replicas: 1, DuplicateWindow: time.Hour},
 		ManageStreams: true,
 		Timeout:       5 * time.Second,
 	})

@@ -1,0 +1,70 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestResultObjectsDefaults(t *testing.T) {
+	c := Default()
+	r := c.ResultObjects
+	if r.Enabled || len(r.Problems()) > 0 {
+		t.Fatalf("default section: %+v %v", r, r.Problems())
+	}
+	d := r.WithDefaults()
+	if d.Films != "all" || d.SeriesNumber != 9901 || d.UIDRoot != "2.25" || d.SeriesDescription != "triaged AI result" {
+		t.Errorf("defaults: %+v", d)
+	}
+	if r.Wants("urgent") {
+		t.Error("objects wanted while disabled")
+	}
+}
+
+func TestResultObjectsParse(t *testing.T) {
+	c, err := Parse([]byte(`
+result_objects:
+  enabled: true
+  uid_root: 1.2.826.0.1.3680043.10.999
+  films: alerts
+  series_number: 7001
+  series_description: AI triage
+`), "/etc/triaged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.ResultObjects
+	if ps := r.Problems(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	if !r.Wants("critical") || !r.Wants("urgent") || r.Wants("routine") {
+		t.Error("films: alerts does not select alerts only")
+	}
+	r.Films = "all"
+	if !r.Wants("routine") {
+		t.Error("films: all skips routine films")
+	}
+	if _, err := Parse([]byte("result_objects: {uid_rot: 1.2}\n"), "/"); err == nil || !strings.Contains(err.Error(), "uid_rot") {
+		t.Errorf("unknown key: %v", err)
+	}
+}
+
+func TestResultObjectsProblems(t *testing.T) {
+	for _, tc := range []struct {
+		r    ResultObjects
+		path string
+	}{
+		{ResultObjects{UIDRoot: "1.2.03"}, "result_objects.uid_root"},
+		{ResultObjects{UIDRoot: "1..2"}, "result_objects.uid_root"},
+		{ResultObjects{UIDRoot: "1.2.x"}, "result_objects.uid_root"},
+		{ResultObjects{UIDRoot: "1." + strings.Repeat("2", 40)}, "result_objects.uid_root"},
+		{ResultObjects{Films: "positives"}, "result_objects.films"},
+		{ResultObjects{SeriesNumber: -1}, "result_objects.series_number"},
+		{ResultObjects{SeriesDescription: `a\b`}, "result_objects.series_description"},
+		{ResultObjects{SeriesDescription: strings.Repeat("x", 57)}, "result_objects.series_description"},
+	} {
+		ps := tc.r.Problems()
+		if len(ps) != 1 || ps[0].Path != tc.path {
+			t.Errorf("%+v: %v, want one problem at %s", tc.r, ps, tc.path)
+		}
+	}
+}
