@@ -19,5 +19,6 @@ func RunDefaults() *Config {
 	c.Ingest.NATS.Enabled = true
 	c.Ingest.DICOMweb.Enabled = true
 	c.Ingest.DIMSE = DefaultDIMSE()
+	c.Worklist.Listen = "127.0.0.1:8044"
 	return c
 }

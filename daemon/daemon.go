@@ -33,6 +33,7 @@ import (
 	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/ingest/dicomweb"
 	"github.com/triaged/triaged/ingest/dimse"
@@ -69,6 +70,8 @@ type Daemon struct {
 	stow      *dicomweb.Server // STOW-RS, for reloads and metrics; nil when off
 	scp       *dimse.Server    // C-STORE, for metrics; nil when off
 	served    bool             // Run has taken over the receivers' listeners
+
+	deliveries *deliver.Engine // nil when no destination is configured (outputs.go)
 
 	// Ready is closed once the daemon has connected, verified its streams,
 	// loaded its models and finished the start-up scan of its sources.
@@ -177,6 +180,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option)
 	}
 	d.q = newQueue(cfg.Pipeline.QueueCapacity)
 	d.initService()
+	if err := d.openOutputs(); err != nil {
+		return d, err
+	}
 	return d, nil
 }
 
@@ -192,7 +198,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	work, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 
-	var srcWG, admitWG, workWG sync.WaitGroup
+	outputs, stopOutputs := context.WithCancel(context.Background())
+	defer stopOutputs()
+
+	var srcWG, admitWG, workWG, outWG sync.WaitGroup
 	admitCh := make(chan ingest.Film)
 	errCh := make(chan error, len(d.sources)+len(d.receivers)+1)
 	// Sources run under contexts of their own so a reload can add and
@@ -200,6 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.startSources(intake, admitCh, errCh, &srcWG)
 	d.served = true
 	d.startReceivers(intake, errCh, &srcWG)
+	d.startOutputs(outputs, errCh, &outWG)
 	for range max(2, d.workers/4) {
 		admitWG.Add(1)
 		go func() {
@@ -264,6 +274,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		j.item.Release(0)
 	}
 	d.log.Info().Msg("drained")
+	stopOutputs()
+	outWG.Wait()
 	return runErr
 }
 

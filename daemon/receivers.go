@@ -21,6 +21,9 @@ type receiver struct {
 	name  string
 	ln    net.Listener
 	serve func(ctx context.Context, ln net.Listener) error
+	// output: served until the pipeline has drained (the worklist page),
+	// not stopped with intake.
+	output bool
 }
 
 // spoolFolder is the drop folder a receiver commits into: the one named,
@@ -84,14 +87,21 @@ func (d *Daemon) openReceivers() error {
 	return nil
 }
 
-// startReceivers serves every receiver until intake ends; a receiver that
-// fails stops the daemon like a failed source.
+// startReceivers serves every network intake until intake ends; a receiver
+// that fails stops the daemon like a failed source.
 func (d *Daemon) startReceivers(intake context.Context, errs chan<- error, wg *sync.WaitGroup) {
+	d.serveReceivers(intake, errs, wg, false)
+}
+
+func (d *Daemon) serveReceivers(ctx context.Context, errs chan<- error, wg *sync.WaitGroup, outputs bool) {
 	for _, r := range d.receivers {
+		if r.output != outputs {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.serve(intake, r.ln); err != nil && intake.Err() == nil {
+			if err := r.serve(ctx, r.ln); err != nil && ctx.Err() == nil {
 				select {
 				case errs <- fmt.Errorf("%s intake: %w", r.name, err):
 				default:

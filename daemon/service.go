@@ -70,6 +70,11 @@ func (d *Daemon) Readiness() []string {
 	if d.engine.Load() == nil {
 		why = append(why, "no models loaded")
 	}
+	if d.deliveries != nil {
+		if err := d.deliveries.Health(); err != nil {
+			why = append(why, "deliveries failing: "+err.Error())
+		}
+	}
 	return why
 }
 

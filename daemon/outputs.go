@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/triaged/triaged/deliver"
+	"github.com/triaged/triaged/deliver/setup"
+	"github.com/triaged/triaged/worklist"
+)
+
+// The outputs read the record (the JetStream streams), never the pipeline:
+// the deliveries take alerts to outside systems, the worklist page shows
+// them. They run from the start of Run until the pipeline has drained, so
+// a film scored during the drain is still delivered, and they stop last.
+
+// openOutputs prepares the deliveries and the worklist page.
+func (d *Daemon) openOutputs() error {
+	eng, err := setup.Engine(d.cfg, d.pub.JS, setup.Hooks{Acks: d.pub, Log: d.log, Instance: d.host})
+	if err != nil {
+		return fmt.Errorf("deliver: %w", err)
+	}
+	if eng != nil {
+		d.deliveries = eng
+		d.svc.metrics.Registry.MustRegister(deliver.Collector{Engine: eng})
+	}
+	if w := d.cfg.Worklist; w.Listen != "" {
+		auth, tlsConf, err := worklist.LoadAuth(d.cfg.WorklistResolved())
+		if err != nil {
+			return fmt.Errorf("worklist: %w", err)
+		}
+		srv, err := worklist.New(worklist.Options{JS: d.pub.JS, Publisher: d.pub, Prefix: d.cfg.NATS.SubjectPrefix,
+			ResultStream: d.cfg.NATS.ResultStream.Name, AlertStream: d.cfg.NATS.AlertStream.Name,
+			Auth: auth, TLS: tlsConf, ViewerURL: w.ViewerURL, MaxFilms: w.MaxFilms, ShowSince: w.ShowSince, Log: d.log})
+		if err != nil {
+			return fmt.Errorf("worklist: %w", err)
+		}
+		ln, err := net.Listen("tcp", w.Listen)
+		if err != nil {
+			return fmt.Errorf("worklist.listen: %w", err)
+		}
+		scheme := "http"
+		if tlsConf != nil {
+			scheme = "https"
+		}
+		d.log.Info().Str("url", scheme+"://"+ln.Addr().String()+"/").Bool("anonymous", w.Anonymous()).Msg("worklist page listening")
+		d.receivers = append(d.receivers, receiver{name: "worklist", ln: ln, serve: srv.Serve, output: true})
+	}
+	return nil
+}
+
+// startOutputs runs the deliveries and the page under ctx.
+func (d *Daemon) startOutputs(ctx context.Context, errs chan<- error, wg *sync.WaitGroup) {
+	if d.deliveries != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.deliveries.Run(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errs <- fmt.Errorf("deliveries: %w", err):
+				default:
+				}
+			}
+		}()
+	}
+	d.serveReceivers(ctx, errs, wg, true)
+}
