@@ -15,14 +15,19 @@ PYTHON       ?= /usr/bin/python3
 # (libopenjp2-7, libcharls2, libgdcm3.0) come with them. Only libjpeg is
 # linked: the others are opened at run time (docs/dicom.md).
 DEB_BUILD    := gcc pkg-config libjpeg62-turbo-dev libopenjp2-7-dev libcharls-dev libgdcm-dev
-# Reference decoders and encoders the DICOM tests compare with; systemd-analyze.
-DEB_TEST     := dcmtk libopenjp2-tools systemd
+# Reference decoders and encoders the DICOM tests compare with; systemd-analyze;
+# the real peers the intake, delivery and page tests start on loopback:
+# dcmtk (storescu, storescp), Orthanc with DICOMweb, Alertmanager and promtool,
+# headless Chromium, dicom3tools (dciodvfy), OpenJPH (HTJ2K reference).
+DEB_TEST     := dcmtk libopenjp2-tools systemd orthanc orthanc-dicomweb prometheus-alertmanager prometheus \
+                chromium dicom3tools openjph-tools curl
+STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 TEST_FLAGS   ?= -race -count=1 -timeout 40m
 
 export TRIAGED_ORT_LIB := $(ORT_LIB)
 
-.PHONY: all build run test deps test-deps install-debs ort vet fmt clean models split train-% export-% help eval fuzz-decode
+.PHONY: all build run test test-short lint generate deps test-deps install-debs ort vet fmt clean models split train-% export-% help eval fuzz-decode
 
 all: build
 
@@ -62,10 +67,27 @@ run: build ort
 	@echo "drop DICOM films into ./var/incoming; alerts: $(BIN) alerts -follow"
 	$(BIN) run
 
-test: deps test-deps ort
-	$(GO) vet ./...
+# The full suite: lint, then every test with the race detector against real
+# NATS, real models, real DICOM files and real peers; then the packaging.
+test: deps test-deps ort lint
 	$(GO) test $(TEST_FLAGS) ./...
 	$(MAKE) check-packaging
+
+# The fast path: unit tests only (no subprocesses, peers, clusters or long
+# model runs), with the race detector.
+test-short: deps ort
+	$(GO) test -short -race -count=1 ./...
+
+# gofmt, go vet, staticcheck (pinned), and go.mod/go.sum tidy.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
+# Generated files: the heatmap colormap table (go generate ./...).
+generate:
+	$(GO) generate ./...
 
 # At least a million executions of the decode fuzz target (docs/dicom.md).
 fuzz-decode: deps

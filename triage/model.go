@@ -38,7 +38,6 @@ type Model struct {
 
 	session  *ort.DynamicAdvancedSession
 	outNames []string
-	probsIdx int
 	camIdx   int // -1 when the model has no CAM output
 }
 
