@@ -14,9 +14,9 @@
 // geometry; Raw encodes it for consumers that draw their own; Deletion
 // measures whether masking a map's hottest pixels lowers P(COVID-19) more
 // than masking random regions of the same area.
-//go:generate ../scripts/gen-colormaps.sh
-
 package heatmap
+
+//go:generate ../scripts/gen-colormaps.sh
 
 import (
 	"errors"
