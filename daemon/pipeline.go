@@ -129,7 +129,7 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 	owed := d.settleHeatmaps(ctx, log, it, r, heat, len(pubs) > 1 && pubs[0].Duplicate)
 	if !owed {
 		if err := it.Ack(); err != nil {
-			log.Error().Err(err).Msg("result stored but the input could not be acknowledged; it will be processed again and deduplicated")
+			log.Error().Err(err).Msg("result stored but the input could not be acknowledged; it is retried with backoff (the repeat is deduplicated)")
 			return
 		}
 	}
@@ -165,7 +165,7 @@ func (d *Daemon) quarantine(ctx context.Context, it ingest.Film, h *decode.Heade
 		return
 	}
 	if err := it.Quarantine(code, reason); err != nil {
-		d.log.Error().Str("film_id", it.ID()).Err(err).Msg("cannot quarantine film")
+		d.log.Error().Str("film_id", it.ID()).Err(err).Msg("cannot quarantine film; it is retried with backoff")
 		return
 	}
 	d.log.Warn().Str("film_id", it.ID()).Str("code", code).Str("reason", reason).Msg("film quarantined")

@@ -29,7 +29,66 @@ type service struct {
 	stall    atomic.Int64 // pipeline.stall_timeout, reloadable
 	stopping atomic.Bool
 	reloadMu sync.Mutex
+	settle   unsettled
 }
+
+// unsettled remembers films whose output is stored but whose input could
+// not be ended (a move to done/ or failed/ failed: disk full, a folder
+// removed). Each is released and retried with backoff; the oldest shows in
+// /readyz and the metrics, so a stuck film is never invisible.
+type unsettled struct {
+	mu    sync.Mutex
+	films map[string]*unsettledFilm
+}
+
+type unsettledFilm struct {
+	since    time.Time
+	attempts int
+	err      string
+}
+
+// failed records a failure to settle a film and returns the delay before
+// the next attempt.
+func (u *unsettled) failed(id string, err error) time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.films == nil {
+		u.films = map[string]*unsettledFilm{}
+	}
+	f := u.films[id]
+	if f == nil {
+		f = &unsettledFilm{since: time.Now()}
+		u.films[id] = f
+	}
+	f.attempts++
+	f.err = err.Error()
+	return min(time.Second<<min(f.attempts, 7), 2*time.Minute)
+}
+
+func (u *unsettled) settled(id string) {
+	u.mu.Lock()
+	delete(u.films, id)
+	u.mu.Unlock()
+}
+
+// oldest reports how many films are unsettled, the oldest one's age and
+// its last error.
+func (u *unsettled) oldest(now time.Time) (int, time.Duration, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var age time.Duration
+	var why string
+	for _, f := range u.films {
+		if a := now.Sub(f.since); a > age {
+			age, why = a, f.err
+		}
+	}
+	return len(u.films), age, why
+}
+
+// unsettledLimit is how long a film may stay unsettled before the daemon
+// says it is not ready.
+const unsettledLimit = time.Minute
 
 // initService runs at the end of New, once the engine is loaded.
 func (d *Daemon) initService() {
@@ -44,6 +103,14 @@ func (d *Daemon) initService() {
 		Ready:           func() bool { return len(d.Readiness()) == 0 },
 		Wedged:          d.Wedged,
 		QuarantineFiles: d.quarantineFiles,
+		Unsettled: func() float64 {
+			n, _, _ := d.svc.settle.oldest(time.Now())
+			return float64(n)
+		},
+		OldestUnsettled: func() float64 {
+			_, age, _ := d.svc.settle.oldest(time.Now())
+			return age.Seconds()
+		},
 	})
 	d.modelsInForce(d.engine.Load())
 }
@@ -69,6 +136,9 @@ func (d *Daemon) Readiness() []string {
 	}
 	if d.engine.Load() == nil {
 		why = append(why, "no models loaded")
+	}
+	if n, age, err := d.svc.settle.oldest(time.Now()); age > unsettledLimit {
+		why = append(why, fmt.Sprintf("%d film(s) scored but not settled for %s (moving to done/ or failed/ fails: %s); retried with backoff", n, age.Round(time.Second), err))
 	}
 	if d.deliveries != nil {
 		if err := d.deliveries.Health(); err != nil {
@@ -220,19 +290,40 @@ func (t *trackedItem) end(outcome string) {
 	})
 }
 
+// Ack ends the film; if the intake cannot (the move to done/ fails), the
+// film is released and retried with backoff: its result is stored, so the
+// retry is deduplicated and only the acknowledgement is repeated.
 func (t *trackedItem) Ack() error {
 	err := t.Film.Ack()
+	if err != nil {
+		t.unsettled(err)
+		return err
+	}
+	t.d.svc.settle.settled(t.ID())
 	t.end("acked")
-	return err
+	return nil
 }
 
+// Quarantine ends the film aside; a failure (the reason file cannot be
+// written) releases it for a retry like Ack.
 func (t *trackedItem) Quarantine(code, reason string) error {
 	err := t.Film.Quarantine(code, reason)
-	if err == nil && t.d.svc.metrics != nil {
+	if err != nil {
+		t.unsettled(err)
+		return err
+	}
+	t.d.svc.settle.settled(t.ID())
+	if t.d.svc.metrics != nil {
 		t.d.svc.metrics.Quarantined(t.kind, t.source, code)
 	}
 	t.end("quarantined")
-	return err
+	return nil
+}
+
+func (t *trackedItem) unsettled(err error) {
+	delay := t.d.svc.settle.failed(t.ID(), err)
+	t.Film.Release(delay)
+	t.end("released")
 }
 
 func (t *trackedItem) Release(after time.Duration) {

@@ -51,6 +51,11 @@ type Gauges struct {
 	// QuarantineFiles counts the films in each source's quarantine, by
 	// source name.
 	QuarantineFiles func() map[string]int
+	// Unsettled and OldestUnsettled: films whose result (or error event) is
+	// stored but whose input could not be acknowledged or quarantined (disk
+	// full, done/ removed), and the age of the oldest in seconds.
+	Unsettled       func() float64
+	OldestUnsettled func() float64
 }
 
 // Stage latency buckets: from a millisecond (a header read) to two minutes
@@ -97,6 +102,10 @@ func New(version string, g Gauges) *Metrics {
 	f.gaugeFunc("nats_connected", "1 while the NATS connection is up.", boolFunc(g.NATSConnected))
 	f.gaugeFunc("ready", "1 while the daemon is ready (see /readyz).", boolFunc(g.Ready))
 	f.gaugeFunc("pipeline_wedged", "1 while the pipeline has work but has made no progress for pipeline.stall_timeout (the systemd watchdog is then not fed).", boolFunc(g.Wedged))
+	if g.Unsettled != nil {
+		f.gaugeFunc("unsettled_films", "Films whose output is stored but whose input could not be acknowledged or quarantined; retried with backoff.", g.Unsettled)
+		f.gaugeFunc("oldest_unsettled_film_age_seconds", "Age of the oldest film that could not be settled (0: none).", g.OldestUnsettled)
+	}
 	if g.QuarantineFiles != nil {
 		r.MustRegister(&quarantineFiles{
 			desc: prometheus.NewDesc(Namespace+"_quarantine_files", "Films currently in quarantine (failed/), by source; `triaged requeue` moves them back.", []string{"source"}, nil),

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,7 +381,7 @@ func (f *Folder) claim(name string) (*File, error) {
 	id := newID()
 	dst := filepath.Join(f.o.ProcessingDir, processingName(id, name))
 	if err := renameNoReplace(filepath.Join(f.o.Path, name), dst); err != nil {
-		return nil, fmt.Errorf("claim %s: %w", name, err)
+		return nil, fmt.Errorf("claim a dropped file: %w", pathless(err))
 	}
 	return &File{folder: f, id: id, name: name, path: dst, Claimed: time.Now()}, nil
 }
@@ -429,7 +430,7 @@ func (it *File) Open() (io.ReadCloser, int64, error) {
 	st, err := file.Stat()
 	if err != nil {
 		file.Close()
-		return nil, 0, &ingest.OpenError{Code: "unreadable", Err: fmt.Errorf("stat claimed file: %w", err)}
+		return nil, 0, &ingest.OpenError{Code: "unreadable", Err: fmt.Errorf("stat claimed file: %w", pathless(err))}
 	}
 	if !st.Mode().IsRegular() {
 		file.Close()
@@ -443,7 +444,7 @@ func (it *File) Open() (io.ReadCloser, int64, error) {
 func (it *File) Done() (string, error) {
 	dst, err := moveNoClobber(it.path, it.folder.o.DoneDir, it.name, it.id)
 	if err != nil {
-		return "", fmt.Errorf("film %s: move to done: %w", it.id, err)
+		return "", fmt.Errorf("film %s: move to done: %w", it.id, pathless(err))
 	}
 	return dst, nil
 }
@@ -465,11 +466,11 @@ func (it *File) Fail(code, reason, daemon string) (string, error) {
 	b, _ := json.MarshalIndent(Reason{FilmID: it.id, File: it.name, Code: code, Reason: reason, At: time.Now().UTC(), Daemon: daemon}, "", "  ")
 	rp := filepath.Join(dir, final+".reason.json")
 	if err := writeFileAtomic(rp, append(b, '\n')); err != nil {
-		return "", fmt.Errorf("film %s: write reason file: %w", it.id, err)
+		return "", fmt.Errorf("film %s: write reason file: %w", it.id, pathless(err))
 	}
 	dst := filepath.Join(dir, final)
 	if err := renameNoReplace(it.path, dst); err != nil {
-		return "", fmt.Errorf("film %s: move to failed: %w", it.id, err)
+		return "", fmt.Errorf("film %s: move to failed: %w", it.id, pathless(err))
 	}
 	return dst, nil
 }
@@ -507,6 +508,21 @@ func (it *File) Quarantine(code, reason string) error {
 // Release leaves the file in processing and queues it again after a delay
 // (it is also picked up at the next start).
 func (it *File) Release(after time.Duration) { it.folder.requeue(it, after) }
+
+// pathless drops the file names an *fs.PathError or *os.LinkError carries:
+// a sender's file name may identify a patient, and these errors reach logs
+// and metrics. The operation and the system's reason stay.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	var le *os.LinkError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%s: %w", le.Op, le.Err)
+	}
+	return err
+}
 
 func newID() string {
 	var b [8]byte

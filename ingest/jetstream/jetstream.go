@@ -636,7 +636,28 @@ func (m *Message) Ack() error {
 // Origin is the film's source for its result message. The file name a
 // sender put in a header is reduced to a safe base name.
 func (m *Message) Origin() publish.Source {
-	return publish.Source{Kind: "nats", Name: m.subject, File: m.Header(HeaderFilename), FilmID: m.id, Sender: m.Header(HeaderSource)}
+	return publish.Source{Kind: "nats", Name: m.subject, File: SafeName(m.Header(HeaderFilename)), FilmID: m.id, Sender: m.Header(HeaderSource)}
+}
+
+// SafeName reduces a file name a sender supplied to its base name in a
+// safe character set (letters, digits, '.', '-', '_'; others become '_'),
+// at most 255 bytes: "../../etc/x.dcm" becomes "x.dcm".
+func SafeName(name string) string {
+	name = strings.ReplaceAll(name, "\\", "/")
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	s := strings.TrimLeft(string(b), ".")
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	return s
 }
 
 // PriorityHint is the priority the sender put in the Triaged-Priority header.

@@ -270,3 +270,14 @@ func TestParseObjectRef(t *testing.T) {
 		t.Fatal("unknown fields are refused")
 	}
 }
+
+func TestSafeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"../../etc/x.dcm": "x.dcm", `C:\films\a b.dcm`: "a_b.dcm", "film.dcm": "film.dcm", "": "",
+		"..": "", "Müller^Hans.dcm": "M__ller_Hans.dcm", ".hidden": "hidden",
+	} {
+		if got := SafeName(in); got != want {
+			t.Errorf("SafeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
