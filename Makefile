@@ -210,7 +210,7 @@ check-packaging: verify-unit deb
 # The four models and the ensemble, with the ensemble's own thresholds.
 EVAL_CONFIG ?= config/examples/ensemble.yaml
 eval: build ort
-	$(BIN) eval -config $(EVAL_CONFIG) -labels ../shared/data/cxr/labels.csv -split models/split.json -set test -out out/eval
+	$(BIN) model eval -config $(EVAL_CONFIG) -labels ../shared/data/cxr/labels.csv -split models/split.json -set test -o out/eval
 
 # --- heatmaps (docs/heatmaps.md)
 .PHONY: heatmap-examples heatmap-check
@@ -219,12 +219,12 @@ HEATMAP_EXAMPLES ?= var/heatmap-examples
 # Overlays (CAM and occlusion) of 4 COVID-19 films of the test split, into an
 # ignored folder: they are derived from the shared data set, never commit them.
 heatmap-examples: build ort
-	$(BIN) heatmap -test-positives 4 -method both -out $(HEATMAP_EXAMPLES)
+	$(BIN) heatmap render -test-positives 4 -method both -o $(HEATMAP_EXAMPLES)
 	@echo "overlays in $(HEATMAP_EXAMPLES)/ (derived from ../shared/data: do not commit)"
 
 # The deletion check of every configured model on every test-split positive.
 heatmap-check: build ort
-	$(BIN) heatmap-check
+	$(BIN) heatmap check
 
 # --- performance (docs/performance.md): realistic films, end-to-end bench
 .PHONY: films bench bench-quick bench-models bench-deps

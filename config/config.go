@@ -123,6 +123,10 @@ type Pipeline struct {
 	// none (and made no attempt to publish) for this long is wedged; the
 	// systemd watchdog then goes unfed and /healthz fails.
 	StallTimeout time.Duration `yaml:"stall_timeout"`
+	// PoisonAfter: a film that was being decoded when the daemon died this
+	// many times (a C codec crash cannot be recovered in Go) is quarantined
+	// as poison_film instead of being decoded again at every start.
+	PoisonAfter int `yaml:"poison_after"`
 }
 
 type Model struct {
@@ -209,6 +213,7 @@ func Default() *Config {
 			DecodeMemory:  1 << 30,
 			DrainTimeout:  30 * time.Second,
 			StallTimeout:  2 * time.Minute,
+			PoisonAfter:   3,
 		},
 		Models: []Model{{Path: "models/squeezenet1_1"}},
 		Triage: Triage{
@@ -413,6 +418,9 @@ func (c *Config) Validate() Problems {
 	}
 	if c.Decode.MaxCompressionRatio < 10 {
 		add("decode.max_compression_ratio", c.Decode.MaxCompressionRatio, "must be at least 10")
+	}
+	if c.Pipeline.PoisonAfter < 1 || c.Pipeline.PoisonAfter > 100 {
+		add("pipeline.poison_after", c.Pipeline.PoisonAfter, "must be between 1 and 100")
 	}
 	c.validateRoute(add)
 	c.validateDIMSE(add)

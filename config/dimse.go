@@ -19,8 +19,9 @@ type DIMSEConfig struct {
 	Listen string `yaml:"listen"`
 	// AETitle is our AE title; associations calling another are rejected.
 	AETitle string `yaml:"ae_title"`
-	// SpoolDir is the drop folder received films are committed into; the
-	// daemon watches it like any folder of ingest.folders.
+	// SpoolDir is the drop folder received films are committed into: one
+	// of ingest.folders (the daemon scores only what lands in a folder it
+	// watches); empty means the first of them.
 	SpoolDir string `yaml:"spool_dir"`
 	// AllowedCallers: when not empty, only these calling AE titles (each
 	// optionally only from some addresses) may associate.
@@ -68,7 +69,6 @@ func DefaultDIMSE() DIMSEConfig {
 		Enabled:          true,
 		Listen:           "127.0.0.1:11112",
 		AETitle:          "TRIAGED",
-		SpoolDir:         "var/incoming",
 		MaxAssociations:  32,
 		MaxPDULength:     256 << 10,
 		MaxInstanceSize:  512 << 20,
@@ -89,9 +89,6 @@ func (d DIMSEConfig) WithDefaults() DIMSEConfig {
 	}
 	if d.AETitle == "" {
 		d.AETitle = def.AETitle
-	}
-	if d.SpoolDir == "" {
-		d.SpoolDir = def.SpoolDir
 	}
 	if d.MaxAssociations == 0 {
 		d.MaxAssociations = def.MaxAssociations
@@ -138,6 +135,15 @@ func (c *Config) validateDIMSE(add func(path string, v any, msg string, args ...
 		return
 	}
 	p := "ingest.dimse."
+	if d.SpoolDir != "" {
+		found := false
+		for _, f := range c.Ingest.Folders {
+			found = found || c.Resolve(f.Path) == c.Resolve(d.SpoolDir)
+		}
+		if !found {
+			add(p+"spool_dir", d.SpoolDir, "must be one of ingest.folders: the daemon scores only what lands in a drop folder it watches (leave it empty for the first)")
+		}
+	}
 	host, port, err := net.SplitHostPort(d.Listen)
 	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
 		add(p+"listen", d.Listen, "must be host:port (for example 0.0.0.0:11112)")

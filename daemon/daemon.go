@@ -64,7 +64,10 @@ type Daemon struct {
 	workers   int
 	heat      *heatmapper // nil when heatmap.enabled is false
 
-	beforeProcess func(context.Context) // WithBeforeProcess; nil in production
+	beforeProcess func(context.Context, ingest.Film) // WithBeforeProcess; nil in production
+	// decodeMu: films decode under its read lock; a film that was in flight
+	// at a crash takes the write lock and decodes alone (pipeline.go).
+	decodeMu sync.RWMutex
 
 	receivers []receiver       // network intakes (receivers.go)
 	stow      *dicomweb.Server // STOW-RS, for reloads and metrics; nil when off
@@ -85,9 +88,10 @@ type Daemon struct {
 type Option func(*Daemon)
 
 // WithBeforeProcess runs f in each worker before it decodes a film. It
-// exists for fault tests that must reproduce a wedged disk or a hung
-// accelerator in the real binary; production code never sets it.
-func WithBeforeProcess(f func(ctx context.Context)) Option {
+// exists for fault tests that must reproduce a wedged disk, a hung
+// accelerator or a codec that kills the process in the real binary;
+// production code never sets it.
+func WithBeforeProcess(f func(ctx context.Context, film ingest.Film)) Option {
 	return func(d *Daemon) { d.beforeProcess = f }
 }
 

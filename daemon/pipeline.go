@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"time"
 
 	"github.com/triaged/triaged/decode"
@@ -26,6 +28,11 @@ type job struct {
 // queues the rest by priority.
 func (d *Daemon) admit(intake, work context.Context, it ingest.Film) {
 	claimed := time.Now()
+	if g := crashGuard(it); g != nil && g.Crashes() >= d.cfg.Pipeline.PoisonAfter {
+		d.quarantine(work, it, nil, "poison_film", fmt.Sprintf(
+			"the daemon died %d times while decoding this film (pipeline.poison_after %d); it is not decoded again", g.Crashes(), d.cfg.Pipeline.PoisonAfter))
+		return
+	}
 	rc, size, err := it.Open()
 	if err != nil {
 		if ingest.Transient(err) {
@@ -53,15 +60,53 @@ func (d *Daemon) admit(intake, work context.Context, it ingest.Film) {
 
 // process takes one admitted film to a durable result and acknowledges it.
 func (d *Daemon) process(ctx context.Context, j *job) {
-	if d.beforeProcess != nil {
-		d.beforeProcess(ctx)
-	}
 	it := j.item
 	log := d.log.With().Str("film_id", it.ID()).Logger()
 	if p := d.pseudonym(j.header.SOPInstanceUID); p != "" {
 		log = log.With().Str("pseudo_id", p).Logger()
 	}
 	queued := ms(time.Since(j.claimed))
+
+	// Decoding runs C codecs, whose crash Go cannot recover: mark the film
+	// durably first, so a film that kills the daemon every time is
+	// quarantined after pipeline.poison_after starts instead of crash-looping.
+	// A film already in flight at a crash is decoded alone, so a second
+	// crash names it unambiguously and the films that merely shared the
+	// first one are not blamed.
+	guard := crashGuard(it)
+	suspect := guard != nil && guard.Crashes() > 0
+	if suspect {
+		log.Warn().Int("crashes", guard.Crashes()).Msg("the daemon died while decoding this film before; decoding it alone")
+		d.decodeMu.Lock()
+	} else {
+		d.decodeMu.RLock()
+	}
+	unlock := sync.OnceFunc(func() {
+		if suspect {
+			d.decodeMu.Unlock()
+		} else {
+			d.decodeMu.RUnlock()
+		}
+	})
+	endDecode := func() {
+		if guard != nil {
+			guard.EndDecode()
+			guard = nil
+		}
+		unlock()
+	}
+	defer endDecode()
+	if guard != nil {
+		if err := guard.BeginDecode(); err != nil {
+			log.Warn().Err(err).Msg("cannot mark the film before decoding; it is retried")
+			endDecode()
+			it.Release(5 * time.Second)
+			return
+		}
+	}
+	if d.beforeProcess != nil {
+		d.beforeProcess(ctx, it)
+	}
 
 	rc, size, err := it.Open()
 	if err != nil {
@@ -83,6 +128,7 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 	defer release()
 	a, err := film.Analyze(ctx, eng, rc, size, d.limits, requested)
 	rc.Close()
+	endDecode()
 	if err != nil {
 		var de *decode.Error
 		if errors.As(err, &de) {
@@ -197,3 +243,12 @@ func (d *Daemon) durably(ctx context.Context, what string, fn func(context.Conte
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// crashGuard is the film's intake's crash guard, if it has one.
+func crashGuard(it ingest.Film) ingest.CrashGuard {
+	if t, ok := it.(*trackedItem); ok {
+		it = t.Film
+	}
+	g, _ := it.(ingest.CrashGuard)
+	return g
+}

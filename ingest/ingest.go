@@ -73,6 +73,20 @@ type Scanner interface {
 	Scanned() <-chan struct{}
 }
 
+// CrashGuard is an intake that can remember, across a kill -9, that a film
+// was being decoded: a film that crashes a C codec every time would
+// otherwise crash the daemon at every start, for ever. The pipeline marks
+// the film before decoding and clears the mark after; an intake that finds
+// a mark at start counts a crash for that film, and the pipeline
+// quarantines a film whose count reached the limit (poison_film) instead
+// of decoding it again.
+type CrashGuard interface {
+	BeginDecode() error
+	EndDecode()
+	// Crashes is how many starts found the film marked.
+	Crashes() int
+}
+
 // OpenError is a film that cannot be read, with a reason code: quarantine.
 type OpenError struct {
 	Code string

@@ -19,7 +19,11 @@ import (
 // allow-list.
 func DIMSE(cfg *config.Config, log zerolog.Logger) (scp.Options, error) {
 	c, resolve := cfg.Ingest.DIMSE.WithDefaults(), cfg.Resolve
-	sp, err := spool.Open(resolve(c.SpoolDir), spool.Options{
+	dir := c.SpoolDir
+	if dir == "" && len(cfg.Ingest.Folders) > 0 {
+		dir = cfg.Ingest.Folders[0].Path
+	}
+	sp, err := spool.Open(resolve(dir), spool.Options{
 		MinFreeBytes: uint64(c.MinFreeSpace),
 		// The file meta group comes on top of the data set.
 		MaxFileSize: int64(c.MaxInstanceSize) + 64<<10,

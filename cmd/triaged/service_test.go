@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/triaged/triaged/daemon"
+	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -30,11 +31,21 @@ import (
 // a worker takes hangs before decoding, as it would on a stuck disk or a
 // hung accelerator. Production binaries have no such switch.
 func enableTestFailpoints() {
+	// TRIAGED_TEST_CRASH_FILE names a dropped file: the daemon kills itself
+	// (SIGKILL, as a segfault in a C codec would end it) whenever it starts
+	// decoding that film.
+	if crash := os.Getenv("TRIAGED_TEST_CRASH_FILE"); crash != "" {
+		daemonOptions = append(daemonOptions, daemon.WithBeforeProcess(func(_ context.Context, f ingest.Film) {
+			if f.Origin().File == crash {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}))
+	}
 	wedge := os.Getenv("TRIAGED_TEST_WEDGE_FILE")
 	if wedge == "" {
 		return
 	}
-	daemonOptions = append(daemonOptions, daemon.WithBeforeProcess(func(ctx context.Context) {
+	daemonOptions = append(daemonOptions, daemon.WithBeforeProcess(func(ctx context.Context, _ ingest.Film) {
 		for {
 			if _, err := os.Stat(wedge); err != nil {
 				return

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -140,7 +141,11 @@ func (f *Folder) recover() error {
 			}
 			name = filepath.Base(dst)
 		}
-		f.recovered = append(f.recovered, &File{folder: f, id: id, name: orig, path: filepath.Join(f.o.ProcessingDir, name), Recovered: true})
+		it := &File{folder: f, id: id, name: orig, path: filepath.Join(f.o.ProcessingDir, name), Recovered: true}
+		if err := it.countCrash(); err != nil {
+			return fmt.Errorf("drop folder %s: film %s: %w", f.o.Path, id, pathless(err))
+		}
+		f.recovered = append(f.recovered, it)
 	}
 	if len(f.recovered) > 0 {
 		f.log.Warn().Int("films", len(f.recovered)).Msg("films left in processing by an earlier run will be processed again")
@@ -396,8 +401,79 @@ func (f *Folder) requeue(it *File, after time.Duration) {
 	})
 }
 
+// marksDir, inside the processing area, holds per film the marks that
+// survive a crash: <id>.decoding while the film is being decoded, and
+// <id>.crashes, the number of starts that found that mark.
+const marksDir = ".marks"
+
+func (it *File) mark(kind string) string {
+	return filepath.Join(it.folder.o.ProcessingDir, marksDir, it.id+"."+kind)
+}
+
+// BeginDecode durably marks the film as being decoded (file and directory
+// fsynced): if the daemon dies before EndDecode, the next start counts a
+// crash for this film.
+func (it *File) BeginDecode() error {
+	p := it.mark("decoding")
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		return fmt.Errorf("film %s: mark decoding: %w", it.id, pathless(err))
+	}
+	fh, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("film %s: mark decoding: %w", it.id, pathless(err))
+	}
+	err = fh.Sync()
+	fh.Close()
+	if err == nil {
+		err = syncDir(filepath.Dir(p))
+	}
+	if err != nil {
+		return fmt.Errorf("film %s: mark decoding: %w", it.id, pathless(err))
+	}
+	return nil
+}
+
+// EndDecode clears the mark: the decoder returned.
+func (it *File) EndDecode() { _ = os.Remove(it.mark("decoding")) }
+
+// Crashes is how many starts found the film being decoded.
+func (it *File) Crashes() int { return it.crashes }
+
+// countCrash runs at start for a film left in processing: a decoding mark
+// means the daemon died while decoding it.
+func (it *File) countCrash() error {
+	b, err := os.ReadFile(it.mark("crashes"))
+	if err == nil {
+		it.crashes, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if _, err := os.Stat(it.mark("decoding")); err != nil {
+		return nil
+	}
+	it.crashes++
+	if err := writeFileAtomic(it.mark("crashes"), []byte(strconv.Itoa(it.crashes)+"\n")); err != nil {
+		return err
+	}
+	return os.Remove(it.mark("decoding"))
+}
+
+// clearMarks forgets the film's marks once it has left processing.
+func (it *File) clearMarks() {
+	_ = os.Remove(it.mark("decoding"))
+	_ = os.Remove(it.mark("crashes"))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 // File is a claimed film in the processing area.
 type File struct {
+	crashes   int
 	folder    *Folder
 	id        string
 	name      string
@@ -446,6 +522,7 @@ func (it *File) Done() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("film %s: move to done: %w", it.id, pathless(err))
 	}
+	it.clearMarks()
 	return dst, nil
 }
 
@@ -472,6 +549,7 @@ func (it *File) Fail(code, reason, daemon string) (string, error) {
 	if err := renameNoReplace(it.path, dst); err != nil {
 		return "", fmt.Errorf("film %s: move to failed: %w", it.id, pathless(err))
 	}
+	it.clearMarks()
 	return dst, nil
 }
 
