@@ -18,6 +18,9 @@ import (
 
 // openOutputs prepares the deliveries and the worklist page.
 func (d *Daemon) openOutputs() error {
+	if d.scp != nil || d.stow != nil {
+		d.svc.metrics.Registry.MustRegister(receiverCollector{scp: d.scp, stow: d.stow})
+	}
 	eng, err := setup.Engine(d.cfg, d.pub.JS, setup.Hooks{Acks: d.pub, Log: d.log, Instance: d.host})
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)

@@ -79,6 +79,19 @@ func (d *Daemon) Reload(next *config.Config) (*ReloadResult, error) {
 	}
 	res.NeedRestart = append(res.NeedRestart, plan.restart...)
 
+	// The STOW-RS token file is re-read at every reload, so revoking a
+	// sender's token needs no restart. A file that cannot be read keeps
+	// the tokens in force and rejects the reload.
+	if d.stow != nil && d.cfg.Ingest.DICOMweb.TokenFile != "" {
+		if err := d.stow.ReloadTokens(); err != nil {
+			if eng != nil && eng.Owner() != d.engine.Load().Owner() {
+				eng.Close()
+			}
+			return nil, fmt.Errorf("reload: ingest.dicomweb.token_file: %w", err)
+		}
+		res.Applied = append(res.Applied, "ingest.dicomweb tokens re-read")
+	}
+
 	// Commit: nothing below fails.
 	if eng != nil {
 		d.swapEngine(eng)
