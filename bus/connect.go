@@ -1,8 +1,11 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -21,6 +24,11 @@ type ConnectOptions struct {
 	// Extra options are appended last.
 	Extra []nats.Option
 }
+
+// ErrUnreachable marks a failure to reach any NATS server (refused, timed
+// out, no route): the daemon waits for NATS rather than exiting. Refused
+// credentials and TLS failures are not marked: a restart would not fix them.
+var ErrUnreachable = errors.New("NATS unreachable")
 
 // State is the connection state, for health and metrics.
 type State struct{ connected atomic.Bool }
@@ -63,10 +71,28 @@ func Connect(o ConnectOptions, log zerolog.Logger) (*nats.Conn, *State, error) {
 	opts = append(opts, o.Extra...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(o.URL), explain(err, o.Security))
+		if ex := explain(err, o.Security); ex != err {
+			err = ex // credentials or TLS: waiting would not help
+		} else if unreachable(err) {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redact(o.URL), err)
 	}
 	st.connected.Store(nc.IsConnected())
 	return nc, st, nil
+}
+
+// unreachable tells a server that is not there from one that refused us.
+func unreachable(err error) bool {
+	if errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe)
 }
 
 // redact drops credentials from a URL list before it is logged.

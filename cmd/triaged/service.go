@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/ops"
@@ -51,7 +54,11 @@ func serve(cfgPath string, cfg *config.Config, stderr io.Writer) int {
 	}
 	notify(sdnotify.Status("starting: loading models, connecting to NATS"))
 
-	d, err := daemon.New(cfg, log, version, daemonOptions...)
+	d, err := newDaemonWaitingForNATS(cfg, log, notify, term)
+	if errors.Is(err, errStopped) {
+		log.Info().Msg("stopped while waiting for NATS")
+		return 0
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		notify(sdnotify.Status("failed to start: " + err.Error()))
@@ -252,4 +259,73 @@ func (g *levelGate) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		return len(p), nil
 	}
 	return g.w.Write(p)
+}
+
+// errStopped: a stop signal came while the daemon waited for NATS.
+var errStopped = errors.New("stopped")
+
+// newDaemonWaitingForNATS builds the daemon; while NATS is unreachable it
+// waits instead of exiting, so a daemon started (or restarted by systemd)
+// during a NATS outage comes up by itself when NATS returns, rather than
+// exhausting the unit's start limit. While it waits it claims nothing
+// (no intake exists yet), tells systemd READY with a STATUS saying it waits
+// (so the start does not time out), and serves /healthz as healthy and
+// /readyz as not ready with the reason. Any other failure (models, config,
+// credentials refused) ends the start at once.
+func newDaemonWaitingForNATS(cfg *config.Config, log zerolog.Logger, notify func(...string), term <-chan os.Signal) (*daemon.Daemon, error) {
+	d, err := daemon.New(cfg, log, version, daemonOptions...)
+	if err == nil || !errors.Is(err, bus.ErrUnreachable) {
+		return d, err
+	}
+	w := &waitingStatus{}
+	w.set(err)
+	var web *ops.Server
+	if cfg.HTTP.Listen != "" {
+		if web, err = ops.Listen(cfg.HTTP.Listen, ops.Handler(w, http.NotFoundHandler()), log); err != nil {
+			return nil, err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			web.Shutdown(sctx)
+			cancel()
+		}()
+	}
+	notify(sdnotify.Ready, sdnotify.Status("waiting for NATS at "+cfg.NATS.URL+": nothing is claimed until it is reachable"))
+	backoff := time.Second
+	for attempt := 1; ; attempt++ {
+		if attempt == 1 || attempt%10 == 0 {
+			log.Warn().Err(w.err()).Int("attempt", attempt).Msg("NATS is unreachable; waiting for it (nothing is claimed meanwhile)")
+		}
+		select {
+		case <-term:
+			return nil, errStopped
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 15*time.Second)
+		d, err = daemon.New(cfg, log, version, daemonOptions...)
+		if err == nil {
+			log.Info().Int("attempts", attempt+1).Msg("NATS is reachable; starting")
+			return d, nil
+		}
+		if !errors.Is(err, bus.ErrUnreachable) {
+			return nil, err
+		}
+		w.set(err)
+	}
+}
+
+// waitingStatus is what /healthz and /readyz say while the daemon waits
+// for NATS: alive (a restart would not bring NATS back), not ready.
+type waitingStatus struct {
+	mu   sync.Mutex
+	last error
+}
+
+func (w *waitingStatus) set(err error) { w.mu.Lock(); w.last = err; w.mu.Unlock() }
+func (w *waitingStatus) err() error    { w.mu.Lock(); defer w.mu.Unlock(); return w.last }
+func (w *waitingStatus) Health() []string {
+	return nil
+}
+func (w *waitingStatus) Readiness() []string {
+	return []string{"waiting for NATS: " + w.err().Error()}
 }
