@@ -30,7 +30,7 @@ func TestSmoke(t *testing.T) {
 	o := Options{
 		Root: testenv.Root(), Films: films, Out: t.TempDir(),
 		DefaultModel: model, Ensemble: []string{model},
-		Seconds: 3 * time.Second, Outstanding: 4, Rate: 4, LatencyFilms: 3, NATSSeconds: 2 * time.Second,
+		Phase: 3 * time.Second, Outstanding: 4, Rate: 4, LatencyFilms: 3, NATSPhase: 2 * time.Second,
 		Stages: true, Launcher: InProcess{Version: "bench-test"},
 	}
 	if _, err := os.Stat(filepath.Join(testenv.Root(), "..", "shared", "data", "cxr", "labels.csv")); err == nil {

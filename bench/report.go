@@ -36,8 +36,8 @@ type OptionsSummary struct {
 }
 
 func summarize(o Options) OptionsSummary {
-	return OptionsSummary{Seconds: o.Seconds.Seconds(), Outstanding: o.Outstanding, Rate: o.Rate, LatencyFilms: o.LatencyFilms,
-		NATSSeconds: o.NATSSeconds.Seconds(), Backlog: o.Backlog, DefaultModel: o.DefaultModel, Ensemble: o.Ensemble}
+	return OptionsSummary{Seconds: o.Phase.Seconds(), Outstanding: o.Outstanding, Rate: o.Rate, LatencyFilms: o.LatencyFilms,
+		NATSSeconds: o.NATSPhase.Seconds(), Backlog: o.Backlog, DefaultModel: o.DefaultModel, Ensemble: o.Ensemble}
 }
 
 // FilmSetInfo describes the films.

@@ -39,11 +39,11 @@ type Options struct {
 	DefaultModel string   // the default setup's model
 	Ensemble     []string // the ensemble setups' models
 
-	Seconds      time.Duration // saturated throughput phase, per setup
+	Phase      time.Duration // saturated throughput phase, per setup
 	Outstanding  int           // films kept in the drop folder while saturating
 	Rate         float64       // offered load of the latency phase, films/s
 	LatencyFilms int           // films of the latency phase
-	NATSSeconds  time.Duration // saturated NATS-intake phase (default setup)
+	NATSPhase  time.Duration // saturated NATS-intake phase (default setup)
 	Backlog      int           // films of the backlog run
 	// BacklogFullEvery makes every n-th backlog film a full-size film of
 	// the film set (a hard link: the same instance again, deduplicated by
@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for i, s := range setups {
 		logf("setup %q: %s", s.Name, strings.Join(baseNames(s.Models), ", "))
-		res, err := runSetup(ctx, o, s, films, uint32(i+1), i == 0 && o.NATSSeconds > 0, logf)
+		res, err := runSetup(ctx, o, s, films, uint32(i+1), i == 0 && o.NATSPhase > 0, logf)
 		if err != nil {
 			return nil, err
 		}
@@ -199,10 +199,10 @@ func runSetup(ctx context.Context, o Options, s Setup, films []*Film, run uint32
 	cp := &copies{films: films, run: run}
 	mem := sampleMemory(in.proc.PID(), 250*time.Millisecond, nil)
 
-	if o.Seconds > 0 {
-		logf("  saturated, drop folder, %s", o.Seconds)
+	if o.Phase > 0 {
+		logf("  saturated, drop folder, %s", o.Phase)
 		t := time.Now()
-		ph, err := saturate(ctx, in, tr, cp, o, "folder", o.Seconds)
+		ph, err := saturate(ctx, in, tr, cp, o, "folder", o.Phase)
 		if err != nil {
 			return nil, err
 		}
@@ -220,9 +220,9 @@ func runSetup(ctx context.Context, o Options, s Setup, films []*Film, run uint32
 		res.Latency = ph
 	}
 	if natsPhase {
-		logf("  saturated, NATS intake, %s", o.NATSSeconds)
+		logf("  saturated, NATS intake, %s", o.NATSPhase)
 		t := time.Now()
-		ph, err := saturate(ctx, in, tr, cp, o, "nats", o.NATSSeconds)
+		ph, err := saturate(ctx, in, tr, cp, o, "nats", o.NATSPhase)
 		if err != nil {
 			return nil, err
 		}

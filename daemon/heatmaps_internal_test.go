@@ -7,7 +7,8 @@ import (
 
 func TestOcclusionQueueIsBoundedAndTimed(t *testing.T) {
 	h := &heatmapper{queue: make(chan *occlusionJob, 2), slots: make(chan struct{}, 2)}
-	if !h.submit(&occlusionJob{}) || !h.submit(&occlusionJob{}) || h.submit(&occlusionJob{}) {
+	first, second, third := h.submit(&occlusionJob{}), h.submit(&occlusionJob{}), h.submit(&occlusionJob{})
+	if !first || !second || third {
 		t.Fatal("max_pending 2 must admit exactly two maps")
 	}
 	if h.expected(3) != 0 {

@@ -28,11 +28,11 @@ func main() {
 	flag.StringVar(&binary, "binary", "bin/triaged", "the daemon binary")
 	flag.StringVar(&o.DefaultModel, "default-model", "models/squeezenet1_1", "the default setup's model directory")
 	flag.StringVar(&models, "models", "", "comma-separated model directories of the ensemble (empty: no ensemble setups)")
-	flag.DurationVar(&o.Seconds, "seconds", 120*time.Second, "saturated throughput phase per setup")
+	flag.DurationVar(&o.Phase, "seconds", 120*time.Second, "saturated throughput phase per setup")
 	flag.IntVar(&o.Outstanding, "outstanding", 24, "films kept waiting while saturating")
 	flag.Float64Var(&o.Rate, "rate", 1, "offered load of the latency phase, films/s")
 	flag.IntVar(&o.LatencyFilms, "latency-films", 100, "films of the latency phase")
-	flag.DurationVar(&o.NATSSeconds, "nats-seconds", 45*time.Second, "saturated NATS-intake phase (default setup; 0: skip)")
+	flag.DurationVar(&o.NATSPhase, "nats-seconds", 45*time.Second, "saturated NATS-intake phase (default setup; 0: skip)")
 	flag.IntVar(&o.Backlog, "backlog", 10000, "films of the backlog run (0: skip)")
 	flag.IntVar(&o.BacklogFullEvery, "backlog-full-every", 10, "every n-th backlog film is a full-size film (0: small films only)")
 	flag.BoolVar(&o.Reference, "reference", true, "run the PyTorch reference")
@@ -49,7 +49,7 @@ func main() {
 		}
 	}
 	if quick {
-		o.Seconds, o.LatencyFilms, o.NATSSeconds, o.Backlog, o.RefFilms = 20*time.Second, 10, 10*time.Second, 300, 8
+		o.Phase, o.LatencyFilms, o.NATSPhase, o.Backlog, o.RefFilms = 20*time.Second, 10, 10*time.Second, 300, 8
 	}
 	abs, err := filepath.Abs(binary)
 	if err != nil {
