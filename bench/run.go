@@ -39,11 +39,11 @@ type Options struct {
 	DefaultModel string   // the default setup's model
 	Ensemble     []string // the ensemble setups' models
 
-	Phase      time.Duration // saturated throughput phase, per setup
+	Phase        time.Duration // saturated throughput phase, per setup
 	Outstanding  int           // films kept in the drop folder while saturating
 	Rate         float64       // offered load of the latency phase, films/s
 	LatencyFilms int           // films of the latency phase
-	NATSPhase  time.Duration // saturated NATS-intake phase (default setup)
+	NATSPhase    time.Duration // saturated NATS-intake phase (default setup)
 	Backlog      int           // films of the backlog run
 	// BacklogFullEvery makes every n-th backlog film a full-size film of
 	// the film set (a hard link: the same instance again, deduplicated by
