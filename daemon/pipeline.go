@@ -138,7 +138,11 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		if ctx.Err() == nil {
 			log.Error().Err(err).Msg("scoring failed; the film will be retried")
 		}
-		it.Release(5 * time.Second)
+		if f, ok := it.(ingest.Failer); ok && ctx.Err() == nil {
+			f.Failed(5 * time.Second) // a genuine attempt: it counts
+		} else {
+			it.Release(5 * time.Second)
+		}
 		return
 	}
 	prio := a.Priority

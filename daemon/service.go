@@ -326,6 +326,17 @@ func (t *trackedItem) unsettled(err error) {
 	t.end("released")
 }
 
+// Failed ends a film the daemon tried and failed to process: it counts
+// toward the intake's attempts where the intake keeps them.
+func (t *trackedItem) Failed(after time.Duration) {
+	if f, ok := t.Film.(ingest.Failer); ok {
+		f.Failed(after)
+	} else {
+		t.Film.Release(after)
+	}
+	t.end("released")
+}
+
 func (t *trackedItem) Release(after time.Duration) {
 	t.Film.Release(after)
 	t.end("released")

@@ -87,6 +87,15 @@ type CrashGuard interface {
 	Crashes() int
 }
 
+// Failer is an intake that tells a film the daemon genuinely tried to
+// process and failed (Failed) from one given back for a reason that is not
+// the film's (Release: shutting down, a full disk, NATS away). Only the
+// former counts toward the intake's limit on attempts, so local trouble
+// never dead-letters good films.
+type Failer interface {
+	Failed(after time.Duration)
+}
+
 // OpenError is a film that cannot be read, with a reason code: quarantine.
 type OpenError struct {
 	Code string

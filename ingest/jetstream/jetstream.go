@@ -148,6 +148,13 @@ type Intake struct {
 	mu   sync.Mutex
 	held map[uint64]*Message // by stream sequence
 	obs  natsjs.ObjectStore
+	// local counts, by stream sequence, the deliveries this daemon gave
+	// back for reasons that were not the film's (shutting down, a full
+	// spool, NATS unreachable while fetching): they do not count toward
+	// MaxDeliver. Kept in memory: a restart or another daemon of the fleet
+	// counts them as deliveries, which errs toward dead-lettering later
+	// rather than never.
+	local map[uint64]uint64
 
 	delivered, acked, retried, deadLettered, coalesced atomic.Uint64
 }
@@ -173,6 +180,7 @@ func Open(ctx context.Context, o Options) (*Intake, error) {
 		slots: make(chan struct{}, o.Capacity),
 		out:   make(chan *Message),
 		held:  map[uint64]*Message{},
+		local: map[uint64]uint64{},
 	}
 	// A spool that cannot be written would make every large film fail
 	// later, one retry at a time: fail now instead.
@@ -513,8 +521,8 @@ func (m *Message) Header(k string) string { return m.msg.Headers().Get(k) }
 // reason). Errors are *ingest.OpenError (bad input: quarantine) or
 // *ingest.TransientError (retry later).
 func (m *Message) Open() (io.ReadCloser, int64, error) {
-	if n := m.Deliveries(); m.s.o.MaxDeliver > 0 && n > uint64(m.s.o.MaxDeliver) {
-		return nil, 0, &ingest.OpenError{Code: "max_deliveries", Err: fmt.Errorf("delivered %d times (ingest.nats.max_deliver %d) without being finished", n, m.s.o.MaxDeliver)}
+	if n := m.attempts(); m.s.o.MaxDeliver > 0 && n > uint64(m.s.o.MaxDeliver) {
+		return nil, 0, &ingest.OpenError{Code: "max_deliveries", Err: fmt.Errorf("tried %d times (ingest.nats.max_deliver %d) without being finished", n, m.s.o.MaxDeliver)}
 	}
 	data := m.msg.Data()
 	ref, isRef, err := ParseObjectRef(data)
@@ -630,6 +638,7 @@ func (m *Message) Ack() error {
 		return fmt.Errorf("acknowledge film %s (stream sequence %d): %w", m.id, m.seq, err)
 	}
 	m.s.acked.Add(1)
+	m.forget()
 	return nil
 }
 
@@ -671,8 +680,34 @@ func (m *Message) Quarantine(code, reason string) error {
 	return m.DeadLetter(code, reason, "triaged "+m.s.o.Daemon)
 }
 
-// Release gives the film back for a retry after the delay.
-func (m *Message) Release(after time.Duration) { m.Retry(after) }
+// Release gives the film back for a retry after the delay, for a reason
+// that is not the film's: the delivery does not count toward MaxDeliver.
+func (m *Message) Release(after time.Duration) {
+	m.s.mu.Lock()
+	m.s.local[m.seq]++
+	m.s.mu.Unlock()
+	m.Retry(after)
+}
+
+// Failed gives the film back after the daemon genuinely tried to process
+// it and failed: the delivery counts toward MaxDeliver.
+func (m *Message) Failed(after time.Duration) { m.Retry(after) }
+
+// attempts is the deliveries that count toward MaxDeliver.
+func (m *Message) attempts() uint64 {
+	m.s.mu.Lock()
+	local := m.s.local[m.seq]
+	m.s.mu.Unlock()
+	n := m.Deliveries()
+	return n - min(local, n)
+}
+
+// forget drops the local count of a film that is finished for good.
+func (m *Message) forget() {
+	m.s.mu.Lock()
+	delete(m.s.local, m.seq)
+	m.s.mu.Unlock()
+}
 
 // Retry gives the film back: at once (after == 0, a shutdown) or, after a
 // failure, following the backoff schedule (never sooner than after).
@@ -733,6 +768,7 @@ func (m *Message) DeadLetter(code, reason, daemon string) error {
 		return fmt.Errorf("film %s: store dead-letter copy (the film will be retried): %w", m.id, err)
 	}
 	m.s.deadLettered.Add(1)
+	m.forget()
 	if err := m.msg.TermWithReason(code); err != nil {
 		// Redelivered later: dead-lettered again under the same message ID.
 		return fmt.Errorf("film %s: dead-lettered but not terminated: %w", m.id, err)

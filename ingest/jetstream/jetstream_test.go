@@ -281,3 +281,35 @@ func TestSafeName(t *testing.T) {
 		}
 	}
 }
+
+// Giving a film back for a local reason (Release: shutting down, a full
+// spool, NATS away) does not spend its max_deliver budget; only genuine
+// failed attempts (Failed) do.
+func TestLocalReleasesDoNotCountTowardMaxDeliver(t *testing.T) {
+	h := openTestIntake(t, 4, 2)
+	h.publish([]byte("DICM-ish payload"), nil)
+	m := h.next()
+	for range 4 {
+		m.Release(time.Millisecond)
+		m = h.next()
+	}
+	if m.Deliveries() != 5 {
+		t.Fatalf("deliveries %d, want 5", m.Deliveries())
+	}
+	if _, err := readMsg(t, m); err != nil {
+		t.Fatalf("after 4 local releases with max_deliver 2 the film must still be offered: %v", err)
+	}
+	m.Failed(time.Millisecond)
+	m = h.next()
+	if _, err := readMsg(t, m); err != nil {
+		t.Fatalf("after one genuine failure: %v", err)
+	}
+	m.Failed(time.Millisecond)
+	m = h.next()
+	if _, err := readMsg(t, m); openCodeOf(err) != "max_deliveries" {
+		t.Fatalf("after two genuine failures with max_deliver 2: %v", err)
+	}
+	if err := m.DeadLetter("max_deliveries", "too many", "test"); err != nil {
+		t.Fatal(err)
+	}
+}
