@@ -103,6 +103,13 @@ func (d *Daemon) initService() {
 		Ready:           func() bool { return len(d.Readiness()) == 0 },
 		Wedged:          d.Wedged,
 		QuarantineFiles: d.quarantineFiles,
+		UnclaimedFiles: func() map[string]int {
+			out := map[string]int{}
+			for _, f := range d.svc.srcs.runningFolders() {
+				out[f.Path()] = f.Unclaimed()
+			}
+			return out
+		},
 		Unsettled: func() float64 {
 			n, _, _ := d.svc.settle.oldest(time.Now())
 			return float64(n)

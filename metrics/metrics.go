@@ -54,6 +54,9 @@ type Gauges struct {
 	// Unsettled and OldestUnsettled: films whose result (or error event) is
 	// stored but whose input could not be acknowledged or quarantined (disk
 	// full, done/ removed), and the age of the oldest in seconds.
+	// UnclaimedFiles counts, by drop folder, the files never claimed
+	// because of their names (hidden, temporary suffix) for ten minutes.
+	UnclaimedFiles  func() map[string]int
 	Unsettled       func() float64
 	OldestUnsettled func() float64
 }
@@ -105,6 +108,12 @@ func New(version string, g Gauges) *Metrics {
 	if g.Unsettled != nil {
 		f.gaugeFunc("unsettled_films", "Films whose output is stored but whose input could not be acknowledged or quarantined; retried with backoff.", g.Unsettled)
 		f.gaugeFunc("oldest_unsettled_film_age_seconds", "Age of the oldest film that could not be settled (0: none).", g.OldestUnsettled)
+	}
+	if g.UnclaimedFiles != nil {
+		r.MustRegister(&quarantineFiles{
+			desc: prometheus.NewDesc(Namespace+"_unclaimed_files", "Files in a drop folder that are never claimed because of their names (hidden, or a temporary suffix such as .tmp) and have sat there for ten minutes: a sender that did not rename them.", []string{"source"}, nil),
+			f:    g.UnclaimedFiles,
+		})
 	}
 	if g.QuarantineFiles != nil {
 		r.MustRegister(&quarantineFiles{

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -64,6 +65,7 @@ type Folder struct {
 	wake      chan struct{}
 
 	scanned     chan struct{} // closed after the first scan (readiness)
+	unclaimed   atomic.Int64  // see Unclaimed
 	scannedOnce sync.Once
 }
 
@@ -225,8 +227,17 @@ func (f *Folder) scan() {
 		return
 	}
 	now := time.Now()
+	stale := 0
 	for _, e := range ents {
-		if e.IsDir() || ignored(e.Name()) {
+		if e.IsDir() {
+			continue
+		}
+		if ignored(e.Name()) {
+			// A sender that writes under a temporary name and never renames
+			// leaves a film nobody scores: count those left long enough.
+			if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > unclaimedAfter {
+				stale++
+			}
 			continue
 		}
 		var st unix.Stat_t
@@ -242,7 +253,21 @@ func (f *Folder) scan() {
 		f.see(e.Name(), last)
 	}
 	f.settle(now)
+	if prev := f.unclaimed.Swap(int64(stale)); int64(stale) > prev {
+		// Counted, never named: a sender's file name may identify a patient.
+		f.log.Warn().Int("files", stale).Dur("older_than", unclaimedAfter).
+			Msg("files in the drop folder are never claimed because of their names (hidden, or a temporary suffix such as .tmp or .part): the sender must rename them when complete")
+	}
 }
+
+// unclaimedAfter is how long a file under an ignored name may sit in the
+// drop folder before it counts as a sender's mistake.
+const unclaimedAfter = 10 * time.Minute
+
+// Unclaimed is the number of files at the last scan that sit under a name
+// the folder never claims (hidden, or a temporary suffix) for longer than
+// ten minutes.
+func (f *Folder) Unclaimed() int { return int(f.unclaimed.Load()) }
 
 func (f *Folder) see(name string, last time.Time) {
 	f.mu.Lock()

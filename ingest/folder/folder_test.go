@@ -226,3 +226,25 @@ func TestReleaseOffersTheFileAgain(t *testing.T) {
 		t.Fatal("released file came back with another ID")
 	}
 }
+
+// A file a sender left under a temporary name is never claimed; once it has
+// sat there long enough it is counted (and logged once, without its name),
+// so the sender's mistake is visible.
+func TestUnclaimedTemporaryFilesAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	for _, n := range []string{"film.dcm.part", ".hidden.dcm", "fresh.tmp"} {
+		p := filepath.Join(dir, n)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if n != "fresh.tmp" {
+			os.Chtimes(p, old, old)
+		}
+	}
+	f, _ := open(t, dir, 0)
+	<-f.Scanned()
+	if n := f.Unclaimed(); n != 2 {
+		t.Errorf("unclaimed %d, want 2 (the fresh one is still being written)", n)
+	}
+}
