@@ -158,11 +158,11 @@ func Check(h *Header, lim Limits) error {
 	switch h.Photometric {
 	case "MONOCHROME1", "MONOCHROME2":
 		if h.SamplesPerPixel != 1 {
-			return fail(CodeBadHeader, "%s with %d samples per pixel", h.Photometric, h.SamplesPerPixel)
+			return fail(CodeBadHeader, "photometric interpretation %s with %d samples per pixel", EchoCS(h.Photometric), h.SamplesPerPixel)
 		}
 	case "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420", "YBR_RCT", "YBR_ICT":
 		if h.SamplesPerPixel != 3 {
-			return fail(CodeBadHeader, "%s with %d samples per pixel", h.Photometric, h.SamplesPerPixel)
+			return fail(CodeBadHeader, "photometric interpretation %s with %d samples per pixel", EchoCS(h.Photometric), h.SamplesPerPixel)
 		}
 		if h.BitsStored != 8 || (h.BitsAllocated != 8 && (l == nil || !l.syntax.encaps)) {
 			return fail(CodeUnsupportedPixels, "color with %d of %d bits (supported: 8 of 8)", h.BitsStored, h.BitsAllocated)
@@ -171,7 +171,7 @@ func Check(h *Header, lim Limits) error {
 			return fail(CodeBadHeader, "planar configuration %d", h.PlanarConfiguration)
 		}
 	default:
-		return fail(CodeUnsupportedPixels, "photometric interpretation %q (supported: MONOCHROME1, MONOCHROME2, RGB, YBR)", h.Photometric)
+		return fail(CodeUnsupportedPixels, "photometric interpretation %s (supported: MONOCHROME1, MONOCHROME2, RGB, YBR)", EchoCS(h.Photometric))
 	}
 	if math.IsNaN(h.RescaleSlope) || math.IsInf(h.RescaleSlope, 0) || math.IsNaN(h.RescaleIntercept) || math.IsInf(h.RescaleIntercept, 0) {
 		return fail(CodeBadHeader, "rescale slope/intercept not finite")
@@ -305,7 +305,7 @@ func nativeFrame(h *Header, f *frame, b, raw []byte, big bool, vr string) (*fram
 	if h.SamplesPerPixel == 3 {
 		if h.Photometric == "YBR_FULL_422" || h.Photometric == "YBR_PARTIAL_422" {
 			if h.Columns%2 != 0 {
-				return nil, fail(CodeBadHeader, "%s with an odd number of columns (%d)", h.Photometric, h.Columns)
+				return nil, fail(CodeBadHeader, "%s with an odd number of columns (%d)", EchoCS(h.Photometric), h.Columns)
 			}
 			f.u8 = expand422(f.u8, h.Columns, h.Rows)
 		} else if h.PlanarConfiguration == 1 {

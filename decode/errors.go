@@ -91,3 +91,33 @@ func Panicked(err error) bool {
 func panicked(code Code, who string, p any) error {
 	return &Error{Code: code, Err: fmt.Errorf("%s panicked: %v", who, p), panicked: true}
 }
+
+// EchoCS is how a reason repeats a coded header value (VR CS: Photometric
+// Interpretation, Modality, Body Part, View Position): quoted only when it
+// is a valid code string (A-Z, 0-9, space, underscore, at most 16
+// characters), described otherwise. A hostile or broken file may hold a
+// patient's name anywhere, and reasons reach logs and events.
+func EchoCS(s string) string {
+	if len(s) > 16 {
+		return "(a value that is not a valid code string)"
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ' ' || c == '_') {
+			return "(a value that is not a valid code string)"
+		}
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// EchoUI repeats a UID only when it is one (digits and dots, at most 64).
+func EchoUI(s string) string {
+	if s == "" || len(s) > 64 {
+		return "(a value that is not a valid UID)"
+	}
+	for _, c := range []byte(s) {
+		if !(c >= '0' && c <= '9' || c == '.') {
+			return "(a value that is not a valid UID)"
+		}
+	}
+	return s
+}

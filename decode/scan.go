@@ -290,7 +290,7 @@ func (s *scanner) metaGroup() error {
 	}
 	syn, ok := lookupSyntax(ts)
 	if !ok {
-		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not a known transfer syntax; its encoding is unknown", ts)
+		return fail(CodeUnsupportedSyntax, "transfer syntax %s is not a known transfer syntax; its encoding is unknown", EchoUI(ts))
 	}
 	s.layout.syntax = syn
 	s.layout.dataStart = end

@@ -75,22 +75,8 @@ func (f *Filter) Decide(h *decode.Header) Decision {
 			continue
 		}
 		if !slices.Contains(r.allow, v) {
-			return Decision{Skip: true, Code: r.code, Reason: fmt.Sprintf("%s %s is not in %s %v", r.attr, printable(v), r.key, r.allow)}
+			return Decision{Skip: true, Code: r.code, Reason: fmt.Sprintf("%s %s is not in %s %v", r.attr, decode.EchoCS(v), r.key, r.allow)}
 		}
 	}
 	return Decision{}
-}
-
-// printable keeps a header value safe to put in a log line or event.
-func printable(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7F {
-			return '?'
-		}
-		return r
-	}, s)
-	if len(s) > 64 {
-		s = s[:64] + "..."
-	}
-	return fmt.Sprintf("%q", s)
 }
