@@ -47,6 +47,14 @@ func filmUID(i int) string {
 func newIntakeDaemon(t *testing.T, extra string) *intakeDaemon {
 	t.Helper()
 	d := &intakeDaemon{serviceConfig: newServiceConfig(t), dimsePort: freePort(t), stowPort: freePort(t)}
+	d.write(t, extra)
+	return d
+}
+
+// write renders the config file; extra is appended YAML (top-level keys
+// other than those written here).
+func (d *intakeDaemon) write(t *testing.T, extra string) {
+	t.Helper()
 	tokens := filepath.Join(d.dir, "stow.tokens")
 	if err := os.WriteFile(tokens, []byte("ward7 "+stowToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -73,7 +81,6 @@ http: {listen: "127.0.0.1:%d"}
 	if err := os.WriteFile(d.path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return d
 }
 
 // start runs the daemon and waits for READY.
