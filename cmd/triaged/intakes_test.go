@@ -310,7 +310,7 @@ func TestKill9DuringStorescuSendLosesNothingAndDoublesNothing(t *testing.T) {
 	}
 	needTool(t, "storescu", "dcmtk")
 	testenv.ORT(t)
-	const n = 60
+	const n = 40
 	src := t.TempDir()
 	var files []string
 	uids := map[string]bool{}
@@ -464,6 +464,157 @@ func TestStowRSYieldsOneResultPerInstance(t *testing.T) {
 	}
 	if len(r.results) != 2 || len(r.errors) != 0 {
 		t.Errorf("record: %d instances with results, %d errors", len(r.results), len(r.errors))
+	}
+	s.stop(t, 60*time.Second)
+}
+
+const orthancDICOMweb = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+// startOrthanc runs Orthanc on loopback with a temporary database, the
+// daemon as DICOM modality "triaged" (AE TRIAGED) and as DICOMweb server
+// "triaged" (with the STOW-RS token); it returns the REST root.
+func startOrthanc(t *testing.T, d *intakeDaemon) string {
+	t.Helper()
+	bin, err := exec.LookPath("Orthanc")
+	if err != nil {
+		t.Skip("skipping: Orthanc not found (Debian packages orthanc and orthanc-dicomweb)")
+	}
+	if _, err := os.Stat(orthancDICOMweb); err != nil {
+		t.Skipf("skipping: the Orthanc DICOMweb plugin is not at %s (Debian package orthanc-dicomweb)", orthancDICOMweb)
+	}
+	dir := t.TempDir()
+	httpPort, dicomPort := freePort(t), freePort(t)
+	cfg := map[string]any{
+		"Name": "triaged-e2e", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
+		"HttpPort": httpPort, "DicomPort": dicomPort, "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,
+		"AuthenticationEnabled": false, "Plugins": []string{orthancDICOMweb},
+		"DicomModalities": map[string]any{"triaged": []any{"TRIAGED", "127.0.0.1", d.dimsePort}},
+		"DicomWeb": map[string]any{"Enable": true, "Servers": map[string]any{"triaged": map[string]any{
+			"Url":         fmt.Sprintf("http://127.0.0.1:%d/dicomweb/", d.stowPort),
+			"HttpHeaders": map[string]string{"Authorization": "Bearer " + stowToken},
+		}}},
+	}
+	b, _ := json.Marshal(cfg)
+	cfgPath := filepath.Join(dir, "orthanc.json")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "orthanc.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(filepath.Join(dir, "orthanc.log"))
+			t.Logf("Orthanc log:\n%s", b)
+		}
+	})
+	root := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	testenv.Eventually(t, 60*time.Second, "Orthanc to answer", func() bool {
+		time.Sleep(100 * time.Millisecond)
+		r, err := http.Get(root + "/system")
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == http.StatusOK
+	})
+	return root
+}
+
+// orthancPost posts to Orthanc's REST API and decodes its JSON answer.
+func orthancPost(t *testing.T, url, ctype string, body []byte) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, raw)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("POST %s: %v: %s", url, err, raw)
+	}
+	return m
+}
+
+// Orthanc, with the daemon configured as a DICOM modality and as a
+// DICOMweb server, pushes films through its REST API by C-STORE and by
+// STOW-RS: Orthanc is told they were stored, and each instance yields
+// exactly one result, marked with the intake and the sender.
+func TestOrthancPushesByCStoreAndSTOWThroughTheDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs the daemon and Orthanc (tens of seconds)")
+	}
+	testenv.ORT(t)
+	d := newIntakeDaemon(t, "")
+	root := startOrthanc(t, d)
+	s := d.start(t)
+
+	rg1, err := os.ReadFile(testenv.DICOM(t, "original/RG1_J2KI.dcm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := films(t, 2)
+	upload := func(b []byte) (id, uid string) {
+		m := orthancPost(t, root+"/instances", "application/dicom", b)
+		id, _ = m["ID"].(string)
+		tags := map[string]any{}
+		r, err := http.Get(root + "/instances/" + id + "/simplified-tags")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(r.Body).Decode(&tags)
+		r.Body.Close()
+		uid, _ = tags["SOPInstanceUID"].(string)
+		return id, uid
+	}
+	idA, uidA := upload(copies[0])
+	idB, uidB := upload(rg1)
+	idC, uidC := upload(copies[1])
+
+	req, _ := json.Marshal(map[string]any{"Resources": []string{idA, idB}, "Synchronous": true})
+	st := orthancPost(t, root+"/modalities/triaged/store", "application/json", req)
+	if st["InstancesCount"] != float64(2) || st["FailedInstancesCount"] != float64(0) {
+		t.Fatalf("Orthanc's C-STORE push: %v", st)
+	}
+	req, _ = json.Marshal(map[string]any{"Resources": []string{idC}, "Synchronous": true})
+	orthancPost(t, root+"/dicom-web/servers/triaged/stow", "application/json", req)
+
+	want := map[string]publish.Source{uidA: {Kind: "dimse", Sender: "ORTHANC"}, uidB: {Kind: "dimse", Sender: "ORTHANC"}, uidC: {Kind: "dicomweb", Sender: "ward7"}}
+	uids := map[string]bool{uidA: true, uidB: true, uidC: true}
+	if len(uids) != 3 {
+		t.Fatalf("instance UIDs from Orthanc: %q %q %q", uidA, uidB, uidC)
+	}
+	waitRecord(t, d.url(), uids, 180*time.Second)
+	settled(t, d.drop, 60*time.Second)
+	r := readRecord(t, d.url())
+	for u, w := range want {
+		if len(r.results[u]) != 1 {
+			t.Errorf("instance %s: %d results, want 1", u, len(r.results[u]))
+			continue
+		}
+		if src := r.results[u][0].Source; src.Kind != w.Kind || src.Sender != w.Sender {
+			t.Errorf("instance %s: source %+v, want kind %s, sender %s", u, src, w.Kind, w.Sender)
+		}
+	}
+	if len(r.results) != 3 || len(r.skipped) != 0 || len(r.errors) != 0 {
+		t.Errorf("record: %d instances with results, %d skipped, %d errors", len(r.results), len(r.skipped), len(r.errors))
 	}
 	s.stop(t, 60*time.Second)
 }
