@@ -36,6 +36,18 @@ func SharedData(t testing.TB) string {
 	return d
 }
 
+// Slow skips t under -short (`go test -short ./...`, the fast path of unit
+// tests): call it first in a test that starts a subprocess, a real peer, a
+// NATS server or a daemon, runs the real models over more than a couple of
+// films, walks the DICOM corpora, or otherwise takes more than about a
+// second. Such a test runs in the full suite, `make test`.
+func Slow(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping under -short: slow or needs real peers; it runs in `make test`")
+	}
+}
+
 // DICOM returns the path of a file under shared/data/dicom.
 func DICOM(t testing.TB, rel string) string {
 	t.Helper()
