@@ -18,6 +18,7 @@ import (
 // process, on small synthetic films: every phase runs, every film gets its
 // result, the report holds what the README quotes. It measures nothing.
 func TestSmoke(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	films := t.TempDir()
 	for i := range 4 {

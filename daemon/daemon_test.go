@@ -132,6 +132,7 @@ func events(t *testing.T, url string) map[string]publish.Event {
 // folder reach durable results (one per instance) and error events, and
 // every input ends in done/ or failed/.
 func TestDropFolderToDurableResults(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	h := start(t, newConfig(t, srv.ClientURL()))
@@ -182,6 +183,7 @@ func TestDropFolderToDurableResults(t *testing.T) {
 // deduplicates the result, and the film ends in done/ without a second
 // result.
 func TestCrashLeftoverIsReprocessedWithoutDuplicate(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())
@@ -221,6 +223,7 @@ func skippedEvents(t *testing.T, url string) map[string]publish.Event {
 // good films, oddly named ones included, are all scored, a lateral film is
 // skipped to done/, and nothing is ever written where a tag value points.
 func TestHostileFilesAreQuarantinedWhileGoodFilmsFlow(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())

@@ -111,6 +111,7 @@ func dropNIH(t *testing.T, dir, name string) {
 // With a budget it fits in, the occlusion map goes out with the alert,
 // beside the CAM; the alert and the result reference the same objects.
 func TestAlertCarriesHeatmaps(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	h := start(t, heatConfig(t, srv.ClientURL(), 5*time.Minute))
@@ -142,6 +143,7 @@ func TestAlertCarriesHeatmaps(t *testing.T) {
 // acknowledged. A resend of the same instance neither alerts nor updates
 // again.
 func TestOcclusionFollowsAsAnUpdate(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	h := start(t, heatConfig(t, srv.ClientURL(), 0))
@@ -177,6 +179,7 @@ func TestOcclusionFollowsAsAnUpdate(t *testing.T) {
 // the film unacknowledged; the next start processes it again and sends the
 // update it owes, without a second alert.
 func TestUpdateOwedAcrossRestart(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := heatConfig(t, srv.ClientURL(), 0)
@@ -207,6 +210,7 @@ func TestUpdateOwedAcrossRestart(t *testing.T) {
 }
 
 func TestHeatmapsCanBeTurnedOff(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := heatConfig(t, srv.ClientURL(), 0)
@@ -236,6 +240,7 @@ func nihCopy(t *testing.T, i int) []byte {
 // Beyond heatmap.occlusion.max_pending, a film's alert goes out with the
 // CAM only and says why, and that film is acknowledged at once.
 func TestOcclusionBacklogIsBounded(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := heatConfig(t, srv.ClientURL(), 0)

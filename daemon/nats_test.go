@@ -53,6 +53,7 @@ func synthUID(i int) string { return fmt.Sprintf("1.2.826.0.1.3680043.10.1234.77
 // error event and lands on the dead-letter subject with its reason; the
 // ingest stream ends empty (everything acknowledged or terminated).
 func TestNATSIngestToDurableResults(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	h := start(t, natsConfig(t, srv.ClientURL()))
@@ -141,6 +142,7 @@ func startFixed(t *testing.T, port int, dir string) *server.Server {
 // film, including one dropped into the folder during the outage, ends with
 // exactly one result.
 func TestNATSOutageLosesNothing(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	port := natstest.FreePorts(t, 1)[0]
 	dir := t.TempDir()
@@ -197,6 +199,7 @@ func TestNATSOutageLosesNothing(t *testing.T) {
 // With a backlog, films flagged STAT (by message header or by their DICOM
 // priority) are scored before routine ones.
 func TestNATSStatFilmsJumpTheBacklog(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := natsConfig(t, srv.ClientURL())

@@ -94,6 +94,7 @@ func labelsMatch(m *dto.Metric, want map[string]string) bool {
 // or retried, every film has exactly one result from one set or the other,
 // and the old set is closed once its last film is done.
 func TestReloadSwapsModelsWithoutDroppingAFilm(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())
@@ -154,6 +155,7 @@ func TestReloadSwapsModelsWithoutDroppingAFilm(t *testing.T) {
 // A reload adds and removes drop folders at once; one whose new model set
 // cannot load is rejected as a whole, and nothing of it is applied.
 func TestReloadFoldersAndRejectsBrokenModelsAsAWhole(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())

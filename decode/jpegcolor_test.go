@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testenv"
 )
 
 // rgbCodestream is a baseline JPEG whose three planes hold the samples of
@@ -80,6 +81,7 @@ var (
 // the library infers from the codestream) or +cp (the Photometric
 // Interpretation).
 func TestJPEGColourSpace(t *testing.T) {
+	testenv.Slow(t)
 	const w, h = 24, 16
 	base := rgbCodestream(t, w, h)
 	cases := []struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testenv"
 )
 
 // Known outputs of the display pipeline (render.go, docs/dicom.md), each
@@ -111,6 +112,7 @@ func pick(px []int, known map[int]uint8) []uint8 {
 // the basic offset table, or without one by one fragment per frame or the
 // codestream's end marker.
 func TestMultiFrameEncapsulatedTakesTheFirst(t *testing.T) {
+	testenv.Slow(t)
 	const n = 64 * 64
 	px := make([]int, 3*n)
 	for i := range px {
@@ -153,6 +155,7 @@ func equalInts(a, b []int) bool {
 // Color films compressed by the reference encoders reduce to the same gray
 // as their uncompressed color (lossless), or as dcmtk's decompression.
 func TestCompressedColorToGray(t *testing.T) {
+	testenv.Slow(t)
 	const w, h = 16, 8
 	px := make([]int, 3*w*h)
 	for i := 0; i < w*h; i++ {

@@ -154,6 +154,7 @@ func reference(t *testing.T, path string, film *Film) (vals []int, how string) {
 // one for lossy JPEG, where libjpeg-turbo and dcmtk's IJG could differ in
 // IDCT rounding (they do not, on the shared files).
 func TestSharedFilesMatchReferenceDecoders(t *testing.T) {
+	testenv.Slow(t)
 	files, _ := filepath.Glob(filepath.Join(testenv.DICOM(t, ""), "*", "*.dcm"))
 	if len(files) == 0 {
 		t.Skip("no DICOM files in the shared data set")
@@ -184,6 +185,7 @@ func TestSharedFilesMatchReferenceDecoders(t *testing.T) {
 // JPEG-LS near-lossless 2), and the original lossy JPEG 2000 of RG1 decodes
 // to what pydicom/Pillow-OpenJPEG stored in its uncompressed transcode.
 func TestLossyFilesWithinCodecError(t *testing.T) {
+	testenv.Slow(t)
 	ref := stored(decodeFile(t, testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")))
 	for name, tol := range map[string]int{"derived/nih_dx_jpegBaseline.dcm": 11, "derived/nih_dx_jpegLS_nearlossless.dcm": 2} {
 		d, err := maxDiff(stored(decodeFile(t, testenv.DICOM(t, name))), ref)

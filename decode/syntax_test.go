@@ -152,6 +152,7 @@ func syntaxCases() []syntaxCase {
 // other syntax is refused with unsupported_transfer_syntax while its
 // header still reads (so the film can be routed and reported).
 func TestEverySyntaxInTheTable(t *testing.T) {
+	testenv.Slow(t)
 	covered := map[string]bool{}
 	for _, c := range syntaxCases() {
 		t.Run(c.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 // bench's full-size lossless and lossy films when they have been generated
 // (make films).
 func TestJ2KThreadsDoNotChangeSamples(t *testing.T) {
+	testenv.Slow(t)
 	paths := []string{testenv.DICOM(t, "original/RG1_J2KI.dcm")}
 	for _, pat := range []string{"*-j2kll.dcm", "*-j2k.dcm"} {
 		if ps, _ := filepath.Glob(filepath.Join(testenv.Root(), "var", "films", pat)); len(ps) > 0 {

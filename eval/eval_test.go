@@ -81,6 +81,7 @@ func TestCalibrateRule(t *testing.T) {
 // that training/export.py wrote into each committed manifest from PyTorch's
 // scores: same rule, same split, scores equal to ~1e-6.
 func TestCalibrationReproducesManifests(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	data := testenv.SharedData(t)
 	split, err := LoadSplit(filepath.Join(testenv.Root(), "models", "split.json"))

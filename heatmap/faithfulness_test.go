@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/triaged/triaged/internal/testenv"
 	"github.com/triaged/triaged/triage"
 )
 
@@ -21,6 +22,7 @@ import (
 // eval -heatmaps both` and `triaged heatmap-check` run them (their results
 // are in docs/heatmaps.md), CI does not.
 func TestHeatmapsBeatRandomDeletion(t *testing.T) {
+	testenv.Slow(t)
 	pos := testPositives(t)
 	var xs [][]float32
 	for _, p := range pos {

@@ -18,6 +18,7 @@ var docImg = flag.Bool("docimg", false, "rewrite docs/img/result-sc.png")
 // (dcmtk's dcm2pnm renders the DICOM object), from a synthetic film: no
 // image of the shared data set may enter the repository.
 func TestDocPicture(t *testing.T) {
+	testenv.Slow(t)
 	if !*docImg {
 		t.Skip("skipping: only with -docimg (rewrites docs/img/result-sc.png)")
 	}

@@ -15,6 +15,7 @@ import (
 // /readyz and `triaged version -verbose` report), and the log says why:
 // a warning for device cuda, information for auto.
 func TestCUDAFallsBackToCPUWithALogLine(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	for dev, level := range map[string]string{"cuda": "warn", "auto": "info"} {
 		var buf bytes.Buffer

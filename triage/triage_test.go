@@ -48,6 +48,7 @@ func tensorOf(t testing.TB, path string) []float32 {
 // reproduce PyTorch's scores for every validation and test image of the
 // split, within 1e-4 (training/export.py wrote them with PyTorch).
 func TestScoresMatchPyTorch(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	data := testenv.SharedData(t)
 	for _, dir := range committedModels(t) {

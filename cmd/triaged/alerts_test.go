@@ -20,6 +20,7 @@ import (
 // against their sha256, under names made of the stream sequence, the film
 // ID and the attachment's method and kind only.
 func TestAlertsSaveFetchesAttachments(t *testing.T) {
+	testenv.Slow(t)
 	srv := testenv.NATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {

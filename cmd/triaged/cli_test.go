@@ -52,6 +52,7 @@ func TestCheckConfigAcceptsDefaultsAndExample(t *testing.T) {
 // The shipped four-model example config runs the paper's ensemble: every
 // model scores the film and the result's score is their mean.
 func TestScoreWithTheFourModelEnsemble(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	film := testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")
 	code, out, errs := run("score", "-config", filepath.Join(testenv.Root(), "config", "examples", "ensemble.yaml"), film)
@@ -125,6 +126,7 @@ func TestVersionAndUsage(t *testing.T) {
 // `triaged eval` on the test split writes the report, the paper's figures
 // and the heatmap deletion check.
 func TestEvalWritesReportAndFigures(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	data := testenv.SharedData(t)
 	out := t.TempDir()

@@ -40,6 +40,7 @@ func TestHeatmapRendersFiles(t *testing.T) {
 }
 
 func TestHeatmapCheckPrintsTheDeletionTable(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	testenv.SharedData(t)
 	code, out, errs := run("heatmap", "check", "-cam-only", "-n", "6")

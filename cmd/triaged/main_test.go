@@ -140,6 +140,7 @@ func count(dir string) int {
 // Kill -9 with films in flight, restart: every film ends in done/ with
 // exactly one result message.
 func TestKill9WhileInFlightLosesNothingAndDoublesNothing(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	dir := t.TempDir()
 	port := freePort(t)

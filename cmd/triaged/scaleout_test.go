@@ -62,6 +62,7 @@ models: [{path: %s}]
 // result and at most one alert per priority, none is lost, and the
 // dead-letter subject holds exactly the bad inputs.
 func TestFleetOnAClusterLosesNothingAndDoublesNothing(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	start := time.Now()
 	// A 128 KiB max payload sends the larger synthetic films through the

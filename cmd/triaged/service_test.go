@@ -289,6 +289,7 @@ func names(dir string) []string {
 // /readyz, then STOPPING and a drain on SIGTERM with films in flight that
 // acknowledges nothing early and leaves the rest for the next start.
 func TestServiceNotifyReloadAndDrain(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	ns := listenNotify(t)
 	c := newServiceConfig(t)
@@ -437,6 +438,7 @@ func TestServiceNotifyReloadAndDrain(t *testing.T) {
 // wedged films exits after the drain timeout and leaves them, unacknowledged,
 // for the next start.
 func TestWatchdogGoesSilentWhenWedged(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	ns := listenNotify(t)
 	c := newServiceConfig(t)

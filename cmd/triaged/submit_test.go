@@ -88,6 +88,7 @@ func resultsByUID(t *testing.T, url string) map[string]int {
 // the object store), a small one inline; both are scored; submitting them
 // again is a no-op; a missing file makes the exit status non-zero.
 func TestSubmit15MBFilmThroughDefaultMaxPayload(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	nc, err := nats.Connect(srv.ClientURL())
@@ -140,6 +141,7 @@ func TestSubmit15MBFilmThroughDefaultMaxPayload(t *testing.T) {
 // password is refused with a clear error by each; `check-config -print`
 // shows file paths, never the secret.
 func TestSecuredNATSFromConfig(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	pki := natstest.NewPKI(t)
 	const password = "correct-horse-battery-staple"

@@ -267,7 +267,14 @@ func (s *Intake) consumer() natsjs.Consumer {
 // server is back. At the end, films pulled but not handed out are given
 // back at once (Nak) so another daemon can take them.
 func (s *Intake) Run(ctx context.Context) error {
-	go s.heartbeat(ctx)
+	// The heartbeat is Run's own goroutine: it stops with ctx and Run
+	// returns only after it has, so nothing of the intake outlives Run.
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		s.heartbeat(ctx)
+	}()
+	defer func() { <-hbDone }()
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
 		it, err := s.consumer().Messages(
@@ -381,26 +388,35 @@ func (s *Intake) wrap(msg natsjs.Msg) (*Message, error) {
 // heartbeat tells the server every AckWait/3 that held films are still
 // being worked on. While NATS is away this fails quietly; a film whose ack
 // wait ran out meanwhile is redelivered and coalesced (see wrap) or, in a
-// fleet, processed by another daemon and deduplicated by message ID. It
-// outlives ctx until the last held film is finished: a shutdown drains the
-// films in flight after intake has stopped.
+// fleet, processed by another daemon and deduplicated by message ID. When
+// ctx ends it beats once more for every held film and stops: the films in
+// flight then have a whole AckWait to drain (the default ack_wait equals the
+// default pipeline.drain_timeout); one drained for longer may be redelivered,
+// and its output is deduplicated by message ID, never lost.
 func (s *Intake) heartbeat(ctx context.Context) {
 	t := time.NewTicker(max(s.o.AckWait/3, 100*time.Millisecond))
 	defer t.Stop()
-	for range t.C {
-		s.mu.Lock()
-		if ctx.Err() != nil && len(s.held) == 0 {
-			s.mu.Unlock()
+	for {
+		select {
+		case <-t.C:
+			s.beat()
+		case <-ctx.Done():
+			s.beat()
 			return
 		}
-		held := make([]*Message, 0, len(s.held))
-		for _, m := range s.held {
-			held = append(held, m)
-		}
-		s.mu.Unlock()
-		for _, m := range held {
-			_ = m.msg.InProgress()
-		}
+	}
+}
+
+// beat sends InProgress for every held film.
+func (s *Intake) beat() {
+	s.mu.Lock()
+	held := make([]*Message, 0, len(s.held))
+	for _, m := range s.held {
+		held = append(held, m)
+	}
+	s.mu.Unlock()
+	for _, m := range held {
+		_ = m.msg.InProgress()
 	}
 }
 

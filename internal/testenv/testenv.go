@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 
 	"github.com/triaged/triaged/internal/ortlib"
 )
@@ -34,6 +35,33 @@ func SharedData(t testing.TB) string {
 		t.Skipf("skipping: the shared data set is not at %s (it sits beside the repository in CI and on developer machines)", d)
 	}
 	return d
+}
+
+// Slow skips t under -short (`go test -short ./...`, the fast path of unit
+// tests): call it first in a test that starts a subprocess, a real peer, a
+// NATS server or a daemon, runs the real models over more than a couple of
+// films, walks the DICOM corpora, or otherwise takes more than about a
+// second. Such a test runs in the full suite, `make test`.
+func Slow(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("skipping under -short: slow or needs real peers; it runs in `make test`")
+	}
+}
+
+// KnownGoroutines are third-party background goroutines that the
+// goroutine-leak checks (goleak.VerifyTestMain in each package's TestMain)
+// must not count against us.
+func KnownGoroutines() []goleak.Option {
+	return []goleak.Option{
+		// nats.go v1.55.0: ObjectStore.Put publishes through a JetStream
+		// context of its own and deferred-cleans it (object.go,
+		// cleanupReplySub), which sets the publisher's status channel to nil;
+		// the goroutine newAsyncReply has just started may read it after that
+		// and then waits on a nil channel forever. One per racing Put, owned
+		// by the library, not by our code.
+		goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"),
+	}
 }
 
 // DICOM returns the path of a file under shared/data/dicom.
