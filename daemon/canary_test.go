@@ -43,6 +43,7 @@ func (l *lockedBuffer) String() string {
 // refused, quarantined) with every log line at debug level, and neither the
 // logs, the metrics nor the refusal reasons carry a marker.
 func TestNoPatientDataInLogsMetricsOrReasons(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())

@@ -16,6 +16,7 @@ import (
 // backoff and settles, once, as soon as the folder is back. The error the
 // operator sees names no file.
 func TestUnsettledFilmsAreRetriedUntilTheyCanBeSettled(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	h := start(t, newConfig(t, srv.ClientURL()))

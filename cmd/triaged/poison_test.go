@@ -22,6 +22,7 @@ import (
 // start, decodes a suspect alone, and quarantines it as poison_film after
 // pipeline.poison_after (3) crashes; every other film is scored once.
 func TestPoisonFilmIsQuarantinedAfterRepeatedCrashes(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	dir := t.TempDir()
 	cfgPath := writeConfig(t, dir, freePort(t))

@@ -24,6 +24,7 @@ import (
 // down for good: it stays up, healthy but not ready with the reason,
 // claims nothing, and starts by itself once NATS is there.
 func TestStartsWithoutNATSAndProceedsWhenItAppears(t *testing.T) {
+	testenv.Slow(t)
 	testenv.ORT(t)
 	dir := t.TempDir()
 	natsPort, httpPort := freePort(t), freePort(t)

@@ -271,7 +271,7 @@ func TestStoreSharedFilms(t *testing.T) {
 		if !want[sha256.Sum256(b)] {
 			t.Errorf("%s is not byte-identical to any film sent", filepath.Base(p))
 		}
-		if !strings.HasPrefix(filepath.Base(p), "stow-anonymous-") {
+		if !strings.HasPrefix(filepath.Base(p), "dicomweb-anonymous-") {
 			t.Errorf("spool name %s does not say stow from anonymous", filepath.Base(p))
 		}
 	}
