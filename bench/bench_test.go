@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // TestSmoke runs the whole harness for a few seconds with the daemon in

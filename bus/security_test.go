@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/bus"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // connect opens the daemon's connection and checks that JetStream answers

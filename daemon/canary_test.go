@@ -16,7 +16,7 @@ import (
 
 	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // lockedBuffer collects every log line the daemon writes.

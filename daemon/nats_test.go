@@ -16,8 +16,8 @@ import (
 	"github.com/triaged/triaged/config"
 	jsingest "github.com/triaged/triaged/ingest/jetstream"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
 

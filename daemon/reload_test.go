@@ -15,7 +15,7 @@ import (
 
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // distinctFilms makes n copies of a real chest film, each its own instance

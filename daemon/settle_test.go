@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // A film whose result is stored but whose move to done/ or failed/ fails

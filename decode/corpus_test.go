@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite decode/testdata/corpus.golden from this run")

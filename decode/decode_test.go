@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 func decodeBytes(t *testing.T, b []byte) (*Film, error) {

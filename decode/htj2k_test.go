@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // htj2k compresses gray samples with OpenJPH's ojph_compress (Debian

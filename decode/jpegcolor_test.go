@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // rgbCodestream is a baseline JPEG whose three planes hold the samples of

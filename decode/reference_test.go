@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // tool returns the path of a reference program that `make test` installs.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // pattern is a synthetic film: smooth ramps plus texture, using the full

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/codec"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // A JPEG 2000 frame decodes to the same samples on any number of OpenJPEG

@@ -17,7 +17,7 @@ import (
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
 	"github.com/triaged/triaged/deliver/webhook"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/triaged/triaged/bus"
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // TestKill9Child is the delivery process the test below kills; it does

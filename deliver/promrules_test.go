@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/deliver"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // prometheus/alerts.yml refers only to metrics that exist (the daemon's,

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // freePort asks the OS for a free loopback port for a tool that needs a

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/decode"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/preprocess"
 	"github.com/triaged/triaged/triage"
 )

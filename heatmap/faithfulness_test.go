@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/triage"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/internal/splitdata"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/preprocess"
 	"github.com/triaged/triaged/triage"
 )

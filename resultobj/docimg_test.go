@@ -9,7 +9,7 @@ import (
 
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 var docImg = flag.Bool("docimg", false, "rewrite docs/img/result-sc.png")

@@ -13,7 +13,7 @@ import (
 
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/heatmap"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/preprocess"
 	"github.com/triaged/triaged/publish"
 )

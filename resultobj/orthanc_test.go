@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 const dicomwebPlugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"

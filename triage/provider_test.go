@@ -7,7 +7,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // The CPU-only library has no CUDA execution provider: a model asked to

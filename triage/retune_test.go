@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/preprocess"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
 

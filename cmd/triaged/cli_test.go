@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

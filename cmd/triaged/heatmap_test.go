@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 func TestHeatmapRendersFiles(t *testing.T) {

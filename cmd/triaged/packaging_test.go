@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // The default configuration the package installs passes check-config

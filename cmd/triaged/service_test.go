@@ -22,7 +22,7 @@ import (
 
 	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/ingest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
 

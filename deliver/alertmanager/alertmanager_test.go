@@ -21,7 +21,7 @@ import (
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/alertmanager"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 func freePort(t *testing.T) int {

@@ -15,7 +15,7 @@ import (
 	"github.com/triaged/triaged/deliver/internal/delivertest"
 	"github.com/triaged/triaged/deliver/setup"
 	"github.com/triaged/triaged/deliver/webhook"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // From the YAML to a delivered, signed request with a header read from a

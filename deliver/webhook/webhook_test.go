@@ -13,7 +13,7 @@ import (
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
 	"github.com/triaged/triaged/deliver/webhook"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 func run(t *testing.T, env *delivertest.Env, dests ...deliver.Destination) {

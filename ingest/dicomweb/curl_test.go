@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/ingest/spool"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // curl, an independent HTTP client, posts a 7 MB shared film over TLS with

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/ingest/spool"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 const orthancDicomWeb = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"

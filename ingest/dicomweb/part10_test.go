@@ -12,7 +12,7 @@ import (
 
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 const testStudy = "1.2.826.0.1.3680043.10.1234.3" // dicomtest's Study Instance UID

@@ -27,8 +27,8 @@ import (
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/ingest/spool"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 type testServer struct {

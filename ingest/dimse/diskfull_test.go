@@ -14,7 +14,7 @@ import (
 	ul "github.com/triaged/triaged/dimse"
 	"github.com/triaged/triaged/ingest/spool"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // A real full disk (a 3 MiB tmpfs, no free-space floor): the films that

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 func freePort(t *testing.T) int {

@@ -19,7 +19,7 @@ import (
 	"github.com/triaged/triaged/decode"
 	ul "github.com/triaged/triaged/dimse"
 	"github.com/triaged/triaged/ingest/spool"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // needTool skips a test whose Debian program is absent, naming the package.

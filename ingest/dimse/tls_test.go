@@ -15,8 +15,8 @@ import (
 	ul "github.com/triaged/triaged/dimse"
 	"github.com/triaged/triaged/ingest/spool"
 	"github.com/triaged/triaged/internal/dicomtest"
-	"github.com/triaged/triaged/internal/natstest"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/natstest"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // startTLSSCP runs the SCP with DICOM TLS and client certificate

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/triaged/triaged/bus"
-	"github.com/triaged/triaged/internal/testenv"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // Run owns every goroutine it starts, the heartbeat included: once it has
