@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/triaged/triaged/deliver"
+	"github.com/triaged/triaged/deliver/alertmanager"
 	"github.com/triaged/triaged/deliver/setup"
 	"github.com/triaged/triaged/worklist"
 )
@@ -21,7 +23,7 @@ func (d *Daemon) openOutputs() error {
 	if d.scp != nil || d.stow != nil {
 		d.svc.metrics.Registry.MustRegister(receiverCollector{scp: d.scp, stow: d.stow})
 	}
-	eng, err := setup.Engine(d.cfg, d.pub.JS, setup.Hooks{Acks: d.pub, Log: d.log, Instance: d.host})
+	eng, err := setup.Engine(d.cfg, d.pub.JS, setup.Hooks{Acks: d.pub, Log: d.log, Instance: d.host, Conditions: d.healthConditions})
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)
 	}
@@ -52,6 +54,24 @@ func (d *Daemon) openOutputs() error {
 		d.receivers = append(d.receivers, receiver{name: "worklist", ln: ln, serve: srv.Serve, output: true})
 	}
 	return nil
+}
+
+// healthConditions are the daemon's own troubles, sent to every
+// Alertmanager destination beside the always-firing watchdog, so the people
+// paged for films also hear when triage itself has stopped. Summaries carry
+// counts and states, never patient data.
+func (d *Daemon) healthConditions() []alertmanager.Condition {
+	n, age, _ := d.svc.settle.oldest(time.Now())
+	return []alertmanager.Condition{
+		{Name: "TriagedPipelineWedged", Severity: "critical", Firing: d.Wedged(),
+			Summary: "triaged has films in flight and has finished none for pipeline.stall_timeout; the watchdog will restart it"},
+		{Name: "TriagedNATSDisconnected", Severity: "critical", Firing: d.natsState == nil || !d.natsState.Connected(),
+			Summary: "triaged is disconnected from NATS: results cannot be stored, intake is paused"},
+		{Name: "TriagedNoModels", Severity: "critical", Firing: d.engine.Load() == nil,
+			Summary: "triaged has no models loaded"},
+		{Name: "TriagedFilmsUnsettled", Severity: "warning", Firing: age > unsettledLimit,
+			Summary: fmt.Sprintf("%d film(s) scored but not moved out of processing for %s (disk full or a folder missing?)", n, age.Round(time.Second))},
+	}
 }
 
 // startOutputs runs the deliveries and the page under ctx.
