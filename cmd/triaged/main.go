@@ -56,6 +56,7 @@ func table() []command {
 			{name: "eval", synopsis: "[-config FILE] [flags]", summary: "evaluate the models on a labeled set: metrics with CIs, per source, figures", run: cmdEval},
 			{name: "calibrate", synopsis: "[-config FILE] [flags]", summary: "derive the urgent/critical thresholds from a labeled set", run: cmdCalibrate},
 		}},
+		{name: "result-objects", synopsis: "-o DIR [-config FILE] FILE...", summary: "write the DICOM SR (and, for a positive film, the heatmap image) the daemon returns into a film's study, for inspection without a PACS", run: cmdResultObjects},
 		{name: "check-config", synopsis: "[-config FILE] [-print]", summary: "validate a config file and print every problem", run: cmdCheckConfig},
 		{name: "version", synopsis: "[-v] [-config FILE]", summary: "print the version (-v: the ONNX Runtime library and each model's execution provider)", run: cmdVersion},
 	}
