@@ -6,10 +6,8 @@ import (
 	"net"
 	"sync"
 
-	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/ingest/dicomweb"
 	"github.com/triaged/triaged/ingest/dimse"
-	"github.com/triaged/triaged/ingest/spool"
 	"github.com/triaged/triaged/provision"
 )
 
@@ -26,31 +24,14 @@ type receiver struct {
 	output bool
 }
 
-// spoolFolder is the drop folder a receiver commits into: the one named,
-// or the first configured.
-func spoolFolder(cfg *config.Config, named string) string {
-	if named != "" {
-		return cfg.Resolve(named)
-	}
-	return cfg.Resolve(cfg.Ingest.Folders[0].Path)
-}
-
 // openReceivers prepares every enabled network intake.
 func (d *Daemon) openReceivers() error {
 	if c := d.cfg.Ingest.DICOMweb; c.Enabled {
-		sp, err := spool.Open(spoolFolder(d.cfg, c.Folder), spool.Options{
-			MinFreeBytes: uint64(c.MinFreeSpace), MaxFileSize: int64(c.MaxInstanceSize), MaxOpen: c.MaxConcurrentRequests,
-		})
+		o, err := provision.DICOMweb(d.cfg, d.log)
 		if err != nil {
-			return fmt.Errorf("ingest.dicomweb: %w", err)
+			return err
 		}
-		srv, err := dicomweb.New(dicomweb.Options{
-			Spool: sp, BasePath: c.BasePath,
-			CertFile: d.cfg.Resolve(c.TLS.CertFile), KeyFile: d.cfg.Resolve(c.TLS.KeyFile), ClientCAFile: d.cfg.Resolve(c.TLS.ClientCAFile),
-			TokenFile: d.cfg.Resolve(c.TokenFile), MaxRequestBytes: int64(c.MaxRequestSize), MaxInstanceBytes: int64(c.MaxInstanceSize),
-			MaxConcurrent: c.MaxConcurrentRequests, ReadHeaderTimeout: c.ReadHeaderTimeout, BodyTimeout: c.BodyTimeout, IdleTimeout: c.IdleTimeout,
-			Log: d.log,
-		})
+		srv, err := dicomweb.New(o)
 		if err != nil {
 			return fmt.Errorf("ingest.dicomweb: %w", err)
 		}
@@ -65,7 +46,7 @@ func (d *Daemon) openReceivers() error {
 			scheme = "https"
 		}
 		d.log.Info().Str("intake", "dicomweb").Str("url", scheme+"://"+ln.Addr().String()+c.BasePath+"/studies").
-			Str("folder", sp.Dir()).Bool("anonymous", srv.Anonymous()).Msg("STOW-RS intake listening")
+			Str("folder", o.Spool.Dir()).Bool("anonymous", srv.Anonymous()).Msg("STOW-RS intake listening")
 	}
 	if c := d.cfg.Ingest.DIMSE; c.Enabled {
 		o, err := provision.DIMSE(d.cfg, d.log)

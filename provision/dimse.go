@@ -19,11 +19,7 @@ import (
 // allow-list.
 func DIMSE(cfg *config.Config, log zerolog.Logger) (scp.Options, error) {
 	c, resolve := cfg.Ingest.DIMSE.WithDefaults(), cfg.Resolve
-	dir := c.SpoolDir
-	if dir == "" && len(cfg.Ingest.Folders) > 0 {
-		dir = cfg.Ingest.Folders[0].Path
-	}
-	sp, err := spool.Open(resolve(dir), spool.Options{
+	sp, err := spool.Open(SpoolFolder(cfg, c.SpoolDir), spool.Options{
 		MinFreeBytes: uint64(c.MinFreeSpace),
 		// The file meta group comes on top of the data set.
 		MaxFileSize: int64(c.MaxInstanceSize) + 64<<10,
