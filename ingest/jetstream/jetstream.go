@@ -567,7 +567,7 @@ func (m *Message) fetch(ref *ObjectRef) error {
 	}
 	info, err := obs.GetInfo(ctx, ref.Name)
 	if errors.Is(err, natsjs.ErrObjectNotFound) {
-		return &ingest.OpenError{Code: "object_missing", Err: fmt.Errorf("object %q is not in bucket %s (never uploaded, deleted, or expired after ingest.nats.object_max_age)", ref.Name, m.s.o.ObjectBucket)}
+		return m.missingOrLagging(ctx, ref.Name, "is not in bucket "+m.s.o.ObjectBucket+" (never uploaded, deleted, or expired after ingest.nats.object_max_age)")
 	}
 	if err != nil {
 		return &ingest.TransientError{Err: fmt.Errorf("object %q info: %w", ref.Name, err)}
@@ -589,7 +589,7 @@ func (m *Message) fetch(ref *ObjectRef) error {
 	defer fcancel()
 	r, err := obs.Get(fctx, ref.Name)
 	if errors.Is(err, natsjs.ErrObjectNotFound) {
-		return &ingest.OpenError{Code: "object_missing", Err: fmt.Errorf("object %q disappeared from bucket %s", ref.Name, m.s.o.ObjectBucket)}
+		return m.missingOrLagging(fctx, ref.Name, "disappeared from bucket "+m.s.o.ObjectBucket)
 	}
 	if err != nil {
 		return &ingest.TransientError{Err: fmt.Errorf("get object %q: %w", ref.Name, err)}

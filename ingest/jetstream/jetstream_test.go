@@ -313,3 +313,32 @@ func TestLocalReleasesDoNotCountTowardMaxDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Only the bucket's leader decides that an object is missing: it answers
+// for a stored object, a never-stored one and a deleted one (the check
+// behind object_missing when a lagging replica says "not found").
+func TestLeaderHasObject(t *testing.T) {
+	h := openTestIntake(t, 1, 3)
+	obs, err := h.js.ObjectStore(h.ctx, "T_FILMS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(h.ctx, "kept", []byte("film")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(h.ctx, "gone", []byte("film")); err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Delete(h.ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"kept": true, "gone": false, "never-stored": false} {
+		got, err := leaderHasObject(h.ctx, h.js, "T_FILMS", name)
+		if err != nil || got != want {
+			t.Errorf("leaderHasObject(%q) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+	if _, err := leaderHasObject(h.ctx, h.js, "NO_SUCH_BUCKET", "kept"); err == nil {
+		t.Error("a bucket without a stream: no error")
+	}
+}
