@@ -311,11 +311,10 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 
 // countingWriter writes to the spool and keeps the bytes in flight.
 type countingWriter struct {
-	s       *Server
-	w       *spool.Writer
-	n       int64
-	flushed int64
-	err     error
+	s   *Server
+	w   *spool.Writer
+	n   int64
+	err error
 }
 
 var errInFlight = errors.New("ingest/dimse: bytes received and not yet durable exceed max_bytes_in_flight")
@@ -334,16 +333,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	if err != nil {
 		c.err = err
 	}
-	if c.n-c.flushed >= writebackEvery {
-		c.w.StartWriteback()
-		c.flushed = c.n
-	}
 	return n, err
 }
-
-// writebackEvery is how often the kernel is asked to start writing a film
-// being received, so the fsync at the end has little left to do.
-const writebackEvery = 2 << 20
 
 // Store receives one instance: file meta, then the data set streamed into
 // the spool while its structure is checked, then Commit. Success only

@@ -161,6 +161,9 @@ type Writer struct {
 	n    int64
 	done bool
 	err  error
+	// started is how much of the film the kernel was last asked to write
+	// back (StartWriteback).
+	started int64
 }
 
 // Write appends to the film. It fails with ErrTooLarge past the size limit
@@ -177,8 +180,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	w.n += int64(n)
 	if err != nil {
 		w.err = classify(fmt.Errorf("spool %s: write film: %w", w.s.dir, err))
+		return n, w.err
 	}
-	return n, w.err
+	if w.n-w.started >= writebackEvery {
+		w.StartWriteback()
+		w.started = w.n
+	}
+	return n, nil
 }
 
 // Size is the number of bytes written so far.
