@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -226,24 +225,7 @@ func (e *env) serve(o Options) (*Server, string, *logBuf) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			e.t.Error("Serve did not return after its context ended")
-		}
-	})
+	ln := testenv.Serve(e.t, s.Serve)
 	testenv.Eventually(e.t, 30*time.Second, "the worklist to replay the streams", s.Ready)
 	return s, "http://" + ln.Addr().String(), lb
 }

@@ -54,24 +54,7 @@ func serve(t testing.TB, o Options, so spool.Options) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Serve did not return after its context ended")
-		}
-	})
+	ln := testenv.Serve(t, srv.Serve)
 	scheme := "http"
 	if o.CertFile != "" {
 		scheme = "https"

@@ -2,7 +2,6 @@ package dimse
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -44,14 +43,7 @@ func TestRealDiskFullDuringASend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	defer func() { cancel(); <-done }()
+	ln := testenv.Serve(t, srv.Serve)
 
 	dial := func() *ul.Assoc {
 		a, err := ul.Dial(context.Background(), ln.Addr().String(), ul.SCUOptions{CallingAE: "FULLDISK", CalledAE: "TRIAGED",

@@ -79,24 +79,7 @@ func startSCP(t testing.TB, mutate func(*Options, *spool.Options)) *scp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("Serve did not return after its context ended")
-		}
-	})
+	ln := testenv.Serve(t, srv.Serve)
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	return &scp{srv: srv, addr: ln.Addr().String(), host: host, port: port, dir: dir, logs: logs}
 }

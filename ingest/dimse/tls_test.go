@@ -42,19 +42,7 @@ func startTLSSCP(t *testing.T) (*Server, net.Listener, *natstest.PKI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
+	ln := testenv.Serve(t, srv.Serve)
 	return srv, ln, pki
 }
 
