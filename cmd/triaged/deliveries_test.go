@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/webhook"
+	"github.com/triaged/triaged/internal/testkit/peers"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -215,63 +215,6 @@ deliver:
 	s.stop(t, 60*time.Second)
 }
 
-// startAlertmanager runs Debian's prometheus-alertmanager on loopback,
-// notifying hook (resolved included) per triage ID, and flushing fast.
-func startAlertmanager(t *testing.T, hook string) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		t.Skip("skipping: prometheus-alertmanager not found (Debian package prometheus-alertmanager)")
-	}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, triage_id]
-  group_wait: 100ms
-  group_interval: 500ms
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s
-    send_resolved: true
-`, hook)
-	if err := os.WriteFile(filepath.Join(dir, "am.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	logf, err := os.Create(filepath.Join(dir, "am.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "am.yml"), "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "am.log"))
-			t.Logf("alertmanager log:\n%s", b)
-		}
-	})
-	base := "http://" + addr
-	testenv.Eventually(t, 30*time.Second, "alertmanager ready", func() bool {
-		time.Sleep(50 * time.Millisecond)
-		r, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == http.StatusOK
-	})
-	return base
-}
-
 // amNotification is what Alertmanager's webhook receiver gets.
 type amNotification struct {
 	Alerts []struct {
@@ -307,7 +250,7 @@ func TestFilmDroppedToAlertmanagerAndResolvedByAck(t *testing.T) {
 	}
 	testenv.ORT(t)
 	hook := newHookReceiver(t, nil)
-	am := startAlertmanager(t, hook.srv.URL)
+	am := peers.Alertmanager(t, hook.srv.URL)
 	d := newIntakeDaemon(t, "")
 	key := "a-triage-key-of-some-length"
 	if err := os.WriteFile(filepath.Join(d.dir, "triage.key"), []byte(key+"\n"), 0o600); err != nil {

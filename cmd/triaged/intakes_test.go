@@ -46,7 +46,7 @@ func filmUID(i int) string {
 
 func newIntakeDaemon(t *testing.T, extra string) *intakeDaemon {
 	t.Helper()
-	d := &intakeDaemon{serviceConfig: newServiceConfig(t), dimsePort: freePort(t), stowPort: freePort(t)}
+	d := &intakeDaemon{serviceConfig: newServiceConfig(t), dimsePort: testenv.FreePort(t), stowPort: testenv.FreePort(t)}
 	d.write(t, extra)
 	return d
 }
@@ -483,7 +483,7 @@ func startOrthanc(t *testing.T, d *intakeDaemon) string {
 		t.Skipf("skipping: the Orthanc DICOMweb plugin is not at %s (Debian package orthanc-dicomweb)", orthancDICOMweb)
 	}
 	dir := t.TempDir()
-	httpPort, dicomPort := freePort(t), freePort(t)
+	httpPort, dicomPort := testenv.FreePort(t), testenv.FreePort(t)
 	cfg := map[string]any{
 		"Name": "triaged-e2e", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
 		"HttpPort": httpPort, "DicomPort": dicomPort, "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,15 +76,6 @@ func startProc(t *testing.T, args ...string) *daemonProc {
 	return p
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func writeConfig(t *testing.T, dir string, port int) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`
@@ -143,7 +133,7 @@ func TestKill9WhileInFlightLosesNothingAndDoublesNothing(t *testing.T) {
 	testenv.Slow(t)
 	testenv.ORT(t)
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cfgPath := writeConfig(t, dir, port)
 	drop := filepath.Join(dir, "incoming")
 	const n = 40

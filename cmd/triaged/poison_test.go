@@ -25,7 +25,7 @@ func TestPoisonFilmIsQuarantinedAfterRepeatedCrashes(t *testing.T) {
 	testenv.Slow(t)
 	testenv.ORT(t)
 	dir := t.TempDir()
-	cfgPath := writeConfig(t, dir, freePort(t))
+	cfgPath := writeConfig(t, dir, testenv.FreePort(t))
 	drop := filepath.Join(dir, "incoming")
 	if err := os.MkdirAll(drop, 0o750); err != nil {
 		t.Fatal(err)

@@ -206,7 +206,7 @@ type serviceConfig struct {
 
 func newServiceConfig(t *testing.T) *serviceConfig {
 	dir := t.TempDir()
-	return &serviceConfig{dir: dir, port: freePort(t), httpPort: freePort(t), drop: filepath.Join(dir, "incoming")}
+	return &serviceConfig{dir: dir, port: testenv.FreePort(t), httpPort: testenv.FreePort(t), drop: filepath.Join(dir, "incoming")}
 }
 
 // write renders the config file; extra is appended YAML (top-level keys).

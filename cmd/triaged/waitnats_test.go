@@ -27,7 +27,7 @@ func TestStartsWithoutNATSAndProceedsWhenItAppears(t *testing.T) {
 	testenv.Slow(t)
 	testenv.ORT(t)
 	dir := t.TempDir()
-	natsPort, httpPort := freePort(t), freePort(t)
+	natsPort, httpPort := testenv.FreePort(t), testenv.FreePort(t)
 	drop := filepath.Join(dir, "incoming")
 	cfg := fmt.Sprintf(`
 nats: {url: "nats://127.0.0.1:%d", connect_timeout: 2s}

@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,69 +17,9 @@ import (
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/alertmanager"
 	"github.com/triaged/triaged/deliver/internal/delivertest"
+	"github.com/triaged/triaged/internal/testkit/peers"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startAlertmanager runs the Debian prometheus-alertmanager on loopback
-// with a webhook receiver at hook, grouping by triage ID and flushing fast.
-func startAlertmanager(t *testing.T, hook string) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		t.Skip("skipping: prometheus-alertmanager not installed (Debian package prometheus-alertmanager)")
-	}
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, triage_id]
-  group_wait: 100ms
-  group_interval: 500ms
-  repeat_interval: 1h
-receivers:
-- name: hook
-  webhook_configs:
-  - url: %s
-    send_resolved: true
-`, hook)
-	if err := os.WriteFile(filepath.Join(dir, "am.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	log, _ := os.Create(filepath.Join(dir, "am.log"))
-	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "am.yml"), "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "am.log"))
-			t.Logf("alertmanager log:\n%s", b)
-		}
-	})
-	base := "http://" + addr
-	testenv.Eventually(t, 20*time.Second, "alertmanager ready", func() bool {
-		r, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == 200
-	})
-	return base
-}
 
 // amAlerts reads the alerts Alertmanager holds that match a filter.
 func amAlerts(t *testing.T, base, filter string, active bool) []map[string]any {
@@ -141,7 +77,7 @@ func TestRealAlertmanager(t *testing.T) {
 		t.Skip("skipping: starts Alertmanager")
 	}
 	rc := delivertest.NewReceiver(t)
-	base := startAlertmanager(t, rc.URL+"/am")
+	base := peers.Alertmanager(t, rc.URL+"/am")
 	var wedged atomic.Bool
 	wedged.Store(true)
 	env := delivertest.Start(t)
@@ -149,7 +85,7 @@ func TestRealAlertmanager(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	am, err := alertmanager.New(alertmanager.Options{Name: "am", URLs: []string{base, fmt.Sprintf("http://127.0.0.1:%d", freePort(t))},
+	am, err := alertmanager.New(alertmanager.Options{Name: "am", URLs: []string{base, fmt.Sprintf("http://127.0.0.1:%d", testenv.FreePort(t))},
 		ResendInterval: time.Second, Watchdog: true, Site: "st-elsewhere", Links: links, Instance: "gw1",
 		Conditions: func() []alertmanager.Condition {
 			return []alertmanager.Condition{{Name: "TriagedPipelineWedged", Severity: "critical",

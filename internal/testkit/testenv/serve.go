@@ -33,3 +33,17 @@ func Serve(t testing.TB, serve func(context.Context, net.Listener) error) net.Li
 	})
 	return ln
 }
+
+// FreePort returns a TCP port on loopback that was free a moment ago, for
+// programs that must be told a port number (a daemon subprocess, Orthanc,
+// Alertmanager). Prefer Serve, or listening on :0, where the code under
+// test takes a listener.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
