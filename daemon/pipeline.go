@@ -152,7 +152,8 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		// across restarts.
 		r.Film.SOPInstanceUID = "film-" + it.ID()
 	}
-	d.shadowLive(r)                              // shadow.all: stored without alert or heatmap (shadow.go)
+	// shadow.all: the result is stored without alert or heatmap (shadow.go).
+	d.shadowLive(r)
 	heat, err := d.heatmaps(ctx, log, eng, a, r) // positive films: stored before the alert names them
 	a.Display = nil                              // the full-size film is not needed past this point
 	if err != nil {
