@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/eval"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -159,6 +164,36 @@ func TestShadowCandidateNeverAlerts(t *testing.T) {
 	if candidate != 3 {
 		t.Errorf("triaged_shadow_results_total sums to %g, want 3", candidate)
 	}
+
+	// What `triaged model eval -stored` reads: both sets, side by side,
+	// joined with labels (one film COVID-19, two not).
+	nc, err := nats.Connect(h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _, err := eval.ReadStored(context.Background(), js, eval.StoredQuery{Stream: "TRIAGED_RESULTS", Subjects: []string{"triaged.result", "triaged.shadow.result"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := eval.CompareStored("labels.csv", rs, &eval.UIDLabels{By: eval.BySOP, Positive: map[string]bool{uids[0]: true, uids[1]: false, uids[2]: false}})
+	if len(rep.Sets) != 2 {
+		t.Fatalf("%d model sets in the comparison, want live and shadow:\n%s", len(rep.Sets), rep.Markdown())
+	}
+	for i, want := range []struct {
+		set, role string
+		urgent    eval.Confusion
+	}{{liveSet, "live", eval.Confusion{TP: 1, FP: 2}}, {shadow[0].ModelSet, "shadow", eval.Confusion{TP: 1, FP: 2}}} {
+		s := rep.Sets[i]
+		if s.ModelSet != want.set || s.Role != want.role || s.Films != 3 || s.Positives != 1 || s.Negatives != 2 || s.Operating[0].Confusion != want.urgent {
+			t.Errorf("set %d: %+v, want %s %s", i, s, want.role, want.set)
+		}
+	}
+	t.Logf("stored results compared:\n%s", rep.Markdown())
 }
 
 // shadow.all: the whole daemon in shadow. Every result is a shadow result
