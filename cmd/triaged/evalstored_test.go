@@ -112,3 +112,15 @@ func TestEvalStoredComparesLiveAndShadow(t *testing.T) {
 		t.Errorf("without -labels: exit %d, %s", code, errs)
 	}
 }
+
+// check-config reads the candidate's manifests as it reads the live ones'.
+func TestCheckConfigChecksShadowManifests(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "triaged.yaml")
+	y := fmt.Sprintf("models: [{path: %s}]\nshadow: {models: [{path: no-such-model}]}\n", filepath.Join(testenv.Root(), "models", "squeezenet1_1"))
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := run("check-config", "-config", p); code != 1 || !strings.Contains(errs, "shadow.models[0].path") {
+		t.Errorf("exit %d, %s", code, errs)
+	}
+}
