@@ -124,3 +124,38 @@ func TestCheckConfigChecksShadowManifests(t *testing.T) {
 		t.Errorf("exit %d, %s", code, errs)
 	}
 }
+
+// A site that never turned shadow on: the stream lacks the shadow subject,
+// and the default selection (live and shadow) still reads the live results.
+func TestEvalStoredWithoutShadowSubject(t *testing.T) {
+	s := testenv.NATS(t)
+	cfg := config.Default()
+	cfg.NATS.URL = s.ClientURL()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pub, err := publish.New(nc, provision.Publisher(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := pub.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, sc := range []float64{0.9, 0.1} {
+		r := &publish.Result{Film: publish.Film{SOPInstanceUID: fmt.Sprint("1.2.", i)}, ModelSet: "ms-live", Score: sc, Thresholds: publish.Thresholds{Urgent: 0.5, Critical: 0.8}, ScoredAt: time.Now()}
+		if _, err := pub.PublishResult(ctx, r, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	labels := filepath.Join(t.TempDir(), "l.csv")
+	if err := os.WriteFile(labels, []byte("sop_instance_uid,label\n1.2.0,1\n1.2.1,0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run("model", "eval", "-stored", "-labels", labels, "-server", s.ClientURL(), "-o", t.TempDir())
+	if code != 0 || !strings.Contains(out, "| ms-live | live |  | 2 | 1 / 1 | 0 | 0 | 1.000") {
+		t.Errorf("exit %d\n%s%s", code, out, errs)
+	}
+}
