@@ -238,4 +238,12 @@ func TestShadowAllStoresWithoutAlerts(t *testing.T) {
 	if n := len(hook.alerts(t)); n != 0 {
 		t.Errorf("%d alerts delivered, want none", n)
 	}
+	// Leaving shadow is a restart, not a reload: a half-applied switch
+	// (results moving subjects mid-film) is not worth the saving.
+	next := *cfg
+	next.Shadow.All = false
+	res, err := h.d.Reload(&next)
+	if err != nil || len(res.NeedRestart) != 1 || res.NeedRestart[0] != "shadow.all" {
+		t.Errorf("reload turning shadow.all off: %+v %v", res, err)
+	}
 }
