@@ -31,6 +31,9 @@ type Config struct {
 	Deliver DeliverConfig `yaml:"deliver"`
 	// ResultObjects: DICOM SR and heatmap image per film (config/resultobj.go).
 	ResultObjects ResultObjects `yaml:"result_objects"`
+	// Shadow: a candidate model set scored beside the live one, or the
+	// whole daemon without alerts (config/shadow.go).
+	Shadow Shadow `yaml:"shadow"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.

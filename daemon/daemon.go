@@ -63,6 +63,7 @@ type Daemon struct {
 	pseudoKey []byte
 	workers   int
 	heat      *heatmapper // nil when heatmap.enabled is false
+	shadow    shadowSet   // candidate model set, shadow.all (shadow.go)
 
 	beforeProcess func(context.Context, ingest.Film) // WithBeforeProcess; nil in production
 	// decodeMu: films decode under its read lock; a film that was in flight
@@ -184,6 +185,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option)
 	}
 	d.q = newQueue(cfg.Pipeline.QueueCapacity)
 	d.initService()
+	if err := d.openShadow(); err != nil {
+		return d, err
+	}
 	if err := d.openOutputs(); err != nil {
 		return d, err
 	}
@@ -286,7 +290,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Close releases everything New acquired.
 func (d *Daemon) Close() error {
 	var errs []error
-	errs = append(errs, d.closeEngines())
+	errs = append(errs, d.closeEngines(), d.closeShadow())
 	if !d.served {
 		d.closeReceivers()
 	}

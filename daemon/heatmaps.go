@@ -176,7 +176,7 @@ func (h *heatmapper) submit(j *occlusionJob) bool {
 // in r, never fail the film; an error means ctx ended while storing them.
 func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.Engine, a *film.Analysis, r *publish.Result) (*filmHeatmaps, error) {
 	h := d.heat
-	if h == nil || !a.Priority.Positive() || a.Display == nil {
+	if h == nil || !a.Priority.Positive() || a.Display == nil || r.Shadow {
 		return nil, nil
 	}
 	t0 := time.Now()

@@ -152,6 +152,8 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		// across restarts.
 		r.Film.SOPInstanceUID = "film-" + it.ID()
 	}
+	// shadow.all: the result is stored without alert or heatmap (shadow.go).
+	d.shadowLive(r)
 	heat, err := d.heatmaps(ctx, log, eng, a, r) // positive films: stored before the alert names them
 	a.Display = nil                              // the full-size film is not needed past this point
 	if err != nil {
@@ -175,6 +177,9 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		return
 	}
 	dup := len(pubs) > 0 && pubs[len(pubs)-1].Duplicate
+	// The candidate model set, if any, after the live result is stored and
+	// before the film is acknowledged; it never fails the film (shadow.go).
+	d.scoreCandidate(ctx, log, a, r, requested)
 	// A film owed a late occlusion map is acknowledged once that is stored.
 	owed := d.settleHeatmaps(ctx, log, it, r, heat, len(pubs) > 1 && pubs[0].Duplicate)
 	if !owed {

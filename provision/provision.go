@@ -123,6 +123,7 @@ func Publisher(cfg *config.Config) publish.Options {
 		Alerts:        StreamSpec(cfg.NATS.AlertStream),
 		ManageStreams: cfg.NATS.ManageStreams,
 		Timeout:       cfg.NATS.PublishTimeout,
+		Shadow:        cfg.Shadow.On(),
 	}
 }
 

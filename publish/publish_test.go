@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"github.com/triaged/triaged/bus"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,59 @@ func TestEventsGoToTheirSubjects(t *testing.T) {
 		if err != nil || got.Subject != subj || got.Stream != "R" {
 			t.Fatalf("%s: %+v %v", kind, got, err)
 		}
+	}
+}
+
+// A shadow result goes to its own subject only, never alerts whatever its
+// priority, and is deduplicated apart from the live result of the same
+// instance and model set.
+func TestShadowResultsHaveTheirOwnSubject(t *testing.T) {
+	s := testenv.NATS(t)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	opts := Options{Prefix: "triaged", Results: bus.StreamSpec{Name: "R", Replicas: 1, DuplicateWindow: time.Hour},
+		Alerts: bus.StreamSpec{Name: "A", Replicas: 1, DuplicateWindow: time.Hour}, ManageStreams: true, Timeout: 5 * time.Second}
+	ctx := context.Background()
+	// Without shadow configured, an operator-managed stream need not
+	// capture the shadow subject; with it, it must.
+	plain, _ := New(nc, opts)
+	if err := plain.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	opts.Shadow, opts.ManageStreams = true, false
+	checked, _ := New(nc, opts)
+	if err := checked.EnsureStreams(ctx); err == nil || !strings.Contains(err.Error(), "triaged.shadow.result") {
+		t.Fatalf("operator-managed stream without the shadow subject: %v", err)
+	}
+	opts.ManageStreams = true
+	p, _ := New(nc, opts)
+	if err := p.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := &Result{Schema: ResultSchema, Film: Film{SOPInstanceUID: "1.2.3"}, ModelSet: "ms-x", Priority: "critical", Score: 0.99}
+	live := *r
+	if _, err := p.PublishResult(ctx, &live, true); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := p.PublishShadow(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sh.Subject != "triaged.shadow.result" || sh.Duplicate || !r.Shadow || r.MessageID != "shadow:1.2.3:ms-x" {
+		t.Fatalf("shadow publish: %+v, message %+v", sh, r)
+	}
+	// Under shadow.all the daemon hands PublishResult a result marked
+	// shadow: no alert, the shadow subject, deduplicated with the above.
+	again := *r
+	pubs, err := p.PublishResult(ctx, &again, true)
+	if err != nil || len(pubs) != 1 || pubs[0].Subject != "triaged.shadow.result" || !pubs[0].Duplicate {
+		t.Fatalf("PublishResult of a shadow result: %+v %v", pubs, err)
+	}
+	alerts := testenv.StreamMessages(t, s.ClientURL(), "A")
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts stored, want the live one only", len(alerts))
 	}
 }

@@ -21,6 +21,9 @@ type Options struct {
 	Alerts        bus.StreamSpec // alert.>
 	ManageStreams bool
 	Timeout       time.Duration
+	// Shadow adds <prefix>.shadow.result to the results stream (config
+	// shadow; an operator-managed stream must then capture it too).
+	Shadow bool
 }
 
 // Publisher publishes to JetStream and returns only once the server has
@@ -44,8 +47,12 @@ func New(nc *nats.Conn, o Options) (*Publisher, error) {
 func (p *Publisher) Subject(s string) string { return p.opts.Prefix + "." + s }
 
 func (p *Publisher) streams() []bus.Stream {
+	results := []string{p.Subject(SubjectResult), p.Subject(SubjectSkipped), p.Subject(SubjectError)}
+	if p.opts.Shadow {
+		results = append(results, p.Subject(SubjectShadowResult))
+	}
 	return []bus.Stream{
-		{Spec: p.opts.Results, Subjects: []string{p.Subject(SubjectResult), p.Subject(SubjectSkipped), p.Subject(SubjectError)},
+		{Spec: p.opts.Results, Subjects: results,
 			Description: "triaged results, skipped and error events", NeedDuplicates: true},
 		{Spec: p.opts.Alerts, Subjects: []string{p.Subject(SubjectAlert) + ".>"},
 			Description: "triaged alerts, their updates and acknowledgements", NeedDuplicates: true},
@@ -108,6 +115,13 @@ func AlertID(sopUID, modelSet, priority string) string {
 // PublishResult stores the alert (for a positive film) and then the result.
 // Both must be acknowledged before the input may be.
 func (p *Publisher) PublishResult(ctx context.Context, r *Result, positive bool) ([]Published, error) {
+	if r.Shadow {
+		pr, err := p.PublishShadow(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return []Published{pr}, nil
+	}
 	var out []Published
 	hdr := map[string]string{"Triaged-Priority": r.Priority, "Triaged-Model-Set": r.ModelSet}
 	if positive {

@@ -18,6 +18,10 @@ const (
 	SubjectSkipped = "skipped"      // films handled without scoring (routing filter)
 	SubjectError   = "error"        // films that could not be processed
 	SubjectUpdate  = "alert.update" // follow-ups to an alert (late heatmaps)
+	// SubjectShadowResult carries shadow results (Result.Shadow): a
+	// candidate model set's, or every result of a daemon in shadow
+	// (config shadow.all). In the results stream; nothing alerts on it.
+	SubjectShadowResult = "shadow.result"
 )
 
 // Source says where a film came from. File is the base name the sender
@@ -113,6 +117,12 @@ type Result struct {
 	// (e.g. "occlusion"); HeatmapNotes say why one is missing.
 	PendingAttachments []string `json:"pending_attachments,omitempty"`
 	HeatmapNotes       []string `json:"heatmap_notes,omitempty"`
+
+	// Shadow marks a result that had no consequence: stored on
+	// <prefix>.shadow.result only, no alert, no heatmap, no delivery
+	// (a candidate model set, or a daemon in shadow). Absent: false, so
+	// v1 readers are unaffected.
+	Shadow bool `json:"shadow,omitempty"`
 }
 
 // Event is published on <prefix>.skipped and <prefix>.error.

@@ -30,6 +30,11 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 			ps = append(ps, config.Problem{Path: fmt.Sprintf("models[%d].path", i), Value: m.Path, Msg: err.Error()})
 		}
 	}
+	for i, m := range cfg.Shadow.Models {
+		if _, err := triage.LoadManifest(cfg.Resolve(m.Path)); err != nil {
+			ps = append(ps, config.Problem{Path: fmt.Sprintf("shadow.models[%d].path", i), Value: m.Path, Msg: err.Error()})
+		}
+	}
 	if len(ps) > 0 {
 		reportConfigError(stderr, ps)
 		return 1

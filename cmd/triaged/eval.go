@@ -89,11 +89,15 @@ func modelInfos(eng *triage.Engine) ([]eval.ModelInfo, eval.ModelInfo) {
 func cmdEval(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("model eval", stdout, stderr)
 	lf := addLabeledFlags(fs, "test")
+	sf := addStoredFlags(fs) // -stored: the stored results, live and shadow (evalstored.go)
 	out := fs.outFlag("out/eval", "directory for report.json, report.md and the figures", "out")
 	heat := fs.String("heatmaps", "cam", "deletion check of the heatmaps on the positives: off, cam, or both (CAM and occlusion; occlusion costs ((224-N)/S+1)^2 passes per film and model)")
 	stride := fs.Int("occlusion-stride", 0, "occlusion stride S for the check (default: heatmap.occlusion.stride)")
 	if code, ok := fs.parse(args); !ok {
 		return code
+	}
+	if *sf.stored {
+		return sf.run(*lf.cfgPath, *lf.labels, *out, stdout, stderr)
 	}
 	items, name, err := lf.load()
 	if err != nil {

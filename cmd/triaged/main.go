@@ -53,7 +53,8 @@ func table() []command {
 			{name: "check", synopsis: "[-config FILE] [-n N] [-cam-only]", summary: "deletion check: do the heatmaps beat random masking on the test split?", run: cmdHeatmapCheck},
 		}},
 		{name: "model", summary: "the models on a labeled set: evaluate, calibrate thresholds", verbs: []command{
-			{name: "eval", synopsis: "[-config FILE] [flags]", summary: "evaluate the models on a labeled set: metrics with CIs, per source, figures", run: cmdEval},
+			{name: "eval", synopsis: "[-config FILE] [flags]", summary: "evaluate the models on a labeled set: metrics with CIs, per source, figures", run: cmdEval,
+				about: "With -stored, the results the daemon stored (the live model set and any shadow one) are joined with a\nlabels CSV keyed by SOP or Study Instance UID and reported per model set, side by side (docs/adopting-a-model.md)."},
 			{name: "calibrate", synopsis: "[-config FILE] [flags]", summary: "derive the urgent/critical thresholds from a labeled set", run: cmdCalibrate},
 		}},
 		{name: "result-objects", synopsis: "-o DIR [-config FILE] FILE...", summary: "write the DICOM SR (and, for a positive film, the heatmap image) the daemon returns into a film's study, for inspection without a PACS", run: cmdResultObjects},
