@@ -181,40 +181,43 @@ func StreamMessages(t testing.TB, url, stream string) []Msg {
 	if err != nil {
 		t.Fatalf("stream %s: ordered consumer: %v", stream, err)
 	}
-	empty := 0
-	for {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+	// Ask for no more than the sequences left, and always drain a batch: a
+	// fetch still waiting for messages keeps a goroutine that outlives the
+	// connection until its wait ends (goleak sees it).
+	last, empty := info.State.FirstSeq-1, 0
+	for last < info.State.LastSeq && uint64(len(out)) < info.State.Msgs {
+		n := min(1000, int(info.State.Msgs)-len(out))
+		batch, err := c.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatalf("stream %s: fetch: %v", stream, err)
 		}
 		got := 0
 		for m := range batch.Messages() {
-			got++
 			md, err := m.Metadata()
 			if err != nil {
 				t.Fatalf("stream %s: %v", stream, err)
 			}
 			if md.Sequence.Stream > info.State.LastSeq {
-				return out
+				continue
 			}
+			got++
+			last = md.Sequence.Stream
 			out = append(out, Msg{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
-			if md.Sequence.Stream == info.State.LastSeq {
-				return out
-			}
 		}
 		if ctx.Err() != nil {
 			t.Fatalf("stream %s: read %d messages, up to sequence %d wanted: %v", stream, len(out), info.State.LastSeq, ctx.Err())
 		}
 		if got == 0 {
-			// Nothing more in three waits: the last sequence was deleted (a
-			// work queue, a purge) after the stream's info was read.
+			// Nothing more in three waits: the last sequences were deleted
+			// (a work queue, a purge) after the stream's info was read.
 			if empty++; empty == 3 {
-				return out
+				break
 			}
 			continue
 		}
 		empty = 0
 	}
+	return out
 }
 
 // Films returns the full-size film set of the bench (`make films`, or
