@@ -31,6 +31,9 @@ type Config struct {
 	Deliver DeliverConfig `yaml:"deliver"`
 	// ResultObjects: DICOM SR and heatmap image per film (config/resultobj.go).
 	ResultObjects ResultObjects `yaml:"result_objects"`
+	// Quality: the input-quality gate; Drift: the drift watch (config/quality.go).
+	Quality Quality `yaml:"quality"`
+	Drift   Drift   `yaml:"drift"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.
@@ -215,7 +218,9 @@ func Default() *Config {
 			StallTimeout:  2 * time.Minute,
 			PoisonAfter:   3,
 		},
-		Models: []Model{{Path: "models/squeezenet1_1"}},
+		Models:  []Model{{Path: "models/squeezenet1_1"}},
+		Quality: DefaultQuality(),
+		Drift:   DefaultDrift(),
 		Triage: Triage{
 			BatchSize:    8,
 			BatchWait:    5 * time.Millisecond,
