@@ -30,7 +30,7 @@ type Quality struct {
 
 // DefaultQuality is the gate in config.Default.
 func DefaultQuality() Quality {
-	return Quality{Enabled: true, MinSize: 64, MinSpread: 4, MinLevels: 16, CalibrationMargin: 0}
+	return Quality{Enabled: true, MinSize: 64, MinSpread: 4, MinLevels: 16, CalibrationMargin: 25}
 }
 
 // Drift is the drift watch: recent films compared with the distribution the

@@ -96,15 +96,15 @@ func (h *Hist) check() error {
 	if len(h.Expected) != len(h.Cuts)+1 {
 		return fmt.Errorf("%d expected shares for %d cuts", len(h.Expected), len(h.Cuts))
 	}
-	for i := 1; i < len(h.Cuts); i++ {
-		if !(h.Cuts[i] > h.Cuts[i-1]) {
-			return fmt.Errorf("cuts not ascending at %d", i)
+	for i, c := range h.Cuts {
+		if math.IsNaN(c) || math.IsInf(c, 0) || (i > 0 && !(c > h.Cuts[i-1])) {
+			return fmt.Errorf("cuts not finite and ascending at %d", i)
 		}
 	}
 	sum := 0.0
 	for _, e := range h.Expected {
-		if e < 0 || math.IsNaN(e) {
-			return fmt.Errorf("negative share")
+		if !(e >= 0 && e <= 1) {
+			return fmt.Errorf("share %g outside 0..1", e)
 		}
 		sum += e
 	}
@@ -129,6 +129,12 @@ func (p *Profile) Check() error {
 	for name, c := range p.Categorical {
 		if len(c) > TopN+1 {
 			probs = append(probs, fmt.Sprintf("categorical.%s: %d values, at most %d", name, len(c), TopN+1))
+		}
+		for _, v := range c {
+			if !(v >= 0 && v <= 1) {
+				probs = append(probs, fmt.Sprintf("categorical.%s: share %g outside 0..1", name, v))
+				break
+			}
 		}
 	}
 	if len(probs) > 0 {
