@@ -34,6 +34,9 @@ type Config struct {
 	// Shadow: a candidate model set scored beside the live one, or the
 	// whole daemon without alerts (config/shadow.go).
 	Shadow Shadow `yaml:"shadow"`
+	// Quality: the input-quality gate; Drift: the drift watch (config/quality.go).
+	Quality Quality `yaml:"quality"`
+	Drift   Drift   `yaml:"drift"`
 
 	// dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the embedded defaults.
@@ -218,7 +221,9 @@ func Default() *Config {
 			StallTimeout:  2 * time.Minute,
 			PoisonAfter:   3,
 		},
-		Models: []Model{{Path: "models/squeezenet1_1"}},
+		Models:  []Model{{Path: "models/squeezenet1_1"}},
+		Quality: DefaultQuality(),
+		Drift:   DefaultDrift(),
 		Triage: Triage{
 			BatchSize:    8,
 			BatchWait:    5 * time.Millisecond,

@@ -6,6 +6,7 @@ var sectionValidators = []func(*Config) Problems{
 	(*Config).ValidateDICOMweb,
 	(*Config).ValidateDeliver,
 	(*Config).ValidateWorklist,
+	(*Config).ValidateQuality,
 	func(c *Config) Problems { return c.ResultObjects.Problems() },
 	(*Config).ValidateShadow,
 }

@@ -83,6 +83,8 @@ type Daemon struct {
 	readyOnce sync.Once
 
 	svc service // readiness, watchdog, metrics, reload (service.go)
+
+	quality quality // the input-quality gate and the drift watch (quality.go)
 }
 
 // Option changes how New builds a daemon.

@@ -23,6 +23,7 @@ func (d *Daemon) openOutputs() error {
 	if d.scp != nil || d.stow != nil {
 		d.svc.metrics.Registry.MustRegister(receiverCollector{scp: d.scp, stow: d.stow})
 	}
+	d.qualityMetrics() // registered before the first film, so the series exist at zero
 	eng, err := setup.Engine(d.cfg, d.pub.JS, setup.Hooks{Acks: d.pub, Log: d.log, Instance: d.host, Conditions: d.healthConditions})
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)
@@ -71,6 +72,7 @@ func (d *Daemon) healthConditions() []alertmanager.Condition {
 			Summary: "triaged has no models loaded"},
 		{Name: "TriagedFilmsUnsettled", Severity: "warning", Firing: age > unsettledLimit,
 			Summary: fmt.Sprintf("%d film(s) scored but not moved out of processing for %s (disk full or a folder missing?)", n, age.Round(time.Second))},
+		d.driftCondition(),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/drift"
 	"github.com/triaged/triaged/film"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/publish"
@@ -126,8 +127,22 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 	// new models closes the old ones only after this film.
 	eng, release := d.acquireEngine()
 	defer release()
-	a, err := film.Analyze(ctx, eng, rc, size, d.limits, requested)
+	// Decoded, then through the input-quality gate, then scored (quality.go).
+	a, err := film.Decode(ctx, rc, size, d.limits)
 	rc.Close()
+	var sample drift.Sample
+	ds := d.driftFor(eng)
+	if err == nil {
+		sample = sampleOf(a, drift.Measure(a.Display))
+		if code, detail := assess(d.cfg.Quality, a.Header, sample.Stats, ds.inputs); code != "" {
+			endDecode()
+			if d.notAssessable(ctx, log, j, a, eng, code, detail) {
+				d.observeInputs(log, ds, sample, nil)
+			}
+			return
+		}
+		err = a.Score(ctx, eng, requested)
+	}
 	endDecode()
 	if err != nil {
 		var de *decode.Error
@@ -189,6 +204,7 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 		}
 	}
 	d.observeResult(a, r, dup, time.Since(pubStart))
+	d.observeInputs(log, ds, sample, a.Result)
 	log.Info().Str("priority", r.Priority).Float64("score", r.Score).Str("model_set", r.ModelSet).
 		Float64("total_ms", ms(time.Since(j.claimed))).Int("batch", t.BatchSize).Bool("duplicate", dup).
 		Bool("heatmap_pending", owed).Msg("film scored")

@@ -104,6 +104,14 @@ type Header struct {
 	ModalityLUT *LUT `json:"modality_lut,omitempty"`
 	VOILUT      *LUT `json:"voi_lut,omitempty"`
 
+	// Equipment and geometry, for the drift watch: Manufacturer and
+	// Manufacturer's Model Name (free text: callers bound them before they
+	// become labels), and the row pixel spacing in mm (Pixel Spacing, else
+	// Imager Pixel Spacing; 0: none).
+	Manufacturer string  `json:"manufacturer,omitempty"`
+	ModelName    string  `json:"model_name,omitempty"`
+	PixelSpacing float64 `json:"pixel_spacing,omitempty"`
+
 	layout *layout
 }
 
@@ -251,6 +259,14 @@ func headerOf(ds *dicom.Dataset) *Header {
 	w, okw := floatv(ds, tag.WindowWidth)
 	if okc && okw && w > 0 {
 		h.WindowCenter, h.WindowWidth, h.HasWindow = c, w, true
+	}
+	h.Manufacturer = strings.TrimSpace(str(ds, tag.Manufacturer))
+	h.ModelName = strings.TrimSpace(str(ds, tag.ManufacturerModelName))
+	for _, t := range []tag.Tag{tag.PixelSpacing, tag.ImagerPixelSpacing} {
+		if v, ok := floatv(ds, t); ok && v > 0 && v < 100 {
+			h.PixelSpacing = v
+			break
+		}
 	}
 	h.ModalityLUT = lutOf(ds, tag.ModalityLUTSequence)
 	h.VOILUT = lutOf(ds, tag.VOILUTSequence)

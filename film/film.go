@@ -32,6 +32,17 @@ type Analysis struct {
 // Analyze decodes, preprocesses and scores one DICOM film. requested is the
 // priority the film was sent with (DICOM tag or message header).
 func Analyze(ctx context.Context, eng *triage.Engine, r io.Reader, size int64, lim decode.Limits, requested string) (*Analysis, error) {
+	a, err := Decode(ctx, r, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	return a, a.Score(ctx, eng, requested)
+}
+
+// Decode is the first half of Analyze: the film decoded to its display
+// image, not yet scored, so a caller can look at the pixels (the daemon's
+// input-quality gate) before paying for inference. Score is the second half.
+func Decode(ctx context.Context, r io.Reader, size int64, lim decode.Limits) (*Analysis, error) {
 	t0 := time.Now()
 	film, err := decode.DecodeContext(ctx, r, size, lim)
 	if err != nil {
@@ -39,10 +50,16 @@ func Analyze(ctx context.Context, eng *triage.Engine, r io.Reader, size int64, l
 	}
 	a := &Analysis{Header: film.Header, Display: film.Image}
 	a.Timings.DecodeMS = MS(time.Since(t0))
+	return a, nil
+}
+
+// Score preprocesses and scores a decoded film; requested is the priority
+// the film was sent with ("": the film's own).
+func (a *Analysis) Score(ctx context.Context, eng *triage.Engine, requested string) error {
 	if requested == "" {
-		requested = film.Header.Priority
+		requested = a.Header.Priority
 	}
-	return a, a.score(ctx, eng, requested)
+	return a.score(ctx, eng, requested)
 }
 
 // AnalyzeFile scores a whole file held in memory: a DICOM film or a plain

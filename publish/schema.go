@@ -123,7 +123,17 @@ type Result struct {
 	// (a candidate model set, or a daemon in shadow). Absent: false, so
 	// v1 readers are unaffected.
 	Shadow bool `json:"shadow,omitempty"`
+	// NotAssessable is the input-quality gate's reason code (blank,
+	// uniform, too_small, outside_calibration) on a film whose Priority is
+	// PriorityNotAssessable: it was decoded but not scored (Score 0, no
+	// Models), raised no alert, and needs a human look. PriorityReason says
+	// what was measured. Absent on every scored film.
+	NotAssessable string `json:"not_assessable,omitempty"`
 }
+
+// PriorityNotAssessable is the priority of a film the input-quality gate
+// stopped (see Result.NotAssessable).
+const PriorityNotAssessable = "not_assessable"
 
 // Event is published on <prefix>.skipped and <prefix>.error.
 type Event struct {

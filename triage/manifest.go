@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/triaged/triaged/drift"
 )
 
 // ManifestSchema is the manifest format this daemon reads.
@@ -33,6 +35,10 @@ type Manifest struct {
 	Thresholds   Thresholds `json:"thresholds"`
 	// Training is free-form provenance (mode, epochs, data split, metrics).
 	Training json.RawMessage `json:"training,omitempty"`
+	// Drift is the calibration distribution (scores and input statistics)
+	// that `triaged model calibrate -write` stores and the daemon's drift
+	// watch compares recent films with; absent in older manifests.
+	Drift *drift.Profile `json:"drift,omitempty"`
 }
 
 // IOSpec names the input tensor and its expected preprocessing.
@@ -106,6 +112,11 @@ func (m *Manifest) check() error {
 	t := m.Thresholds
 	if t.Urgent <= 0 || t.Urgent >= 1 || t.Critical <= 0 || t.Critical >= 1 || t.Critical < t.Urgent {
 		probs = append(probs, fmt.Sprintf("thresholds must satisfy 0 < urgent (%g) <= critical (%g) < 1", t.Urgent, t.Critical))
+	}
+	if m.Drift != nil {
+		if err := m.Drift.Check(); err != nil {
+			probs = append(probs, err.Error())
+		}
 	}
 	if len(probs) > 0 {
 		return fmt.Errorf("%s", strings.Join(probs, "; "))

@@ -16,7 +16,8 @@ func cmdCalibrate(args []string, stdout, stderr io.Writer) int {
 	lf := addLabeledFlags(fs, "val")
 	sens := fs.Float64("sensitivity", 0.98, "urgent threshold: the highest threshold keeping at least this sensitivity")
 	spec := fs.Float64("specificity", 0.99, "critical threshold: the lowest threshold keeping at least this specificity")
-	write := fs.Bool("write", false, "write each model's thresholds into its manifest.json")
+	write := fs.Bool("write", false, "write each model's thresholds and drift profile (score and input distributions) into its manifest.json")
+	writeDriftOnly := fs.Bool("write-drift", false, "write only each model's drift profile into its manifest.json, leaving its thresholds as they are")
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
@@ -77,15 +78,24 @@ func cmdCalibrate(args []string, stdout, stderr io.Writer) int {
 		e := rows[len(rows)-1].T
 		fmt.Fprintf(stdout, "# ensemble thresholds for the config:\ntriage:\n  urgent_threshold: %.6f\n  critical_threshold: %.6f\n", e.Urgent, e.Critical)
 	}
-	if *write {
-		for _, r := range rows {
+	if *write || *writeDriftOnly {
+		samples := inputSamples(outs, *lf.workers)
+		for c, r := range rows {
 			if r.Dir == "" {
 				continue
 			}
-			if err := writeThresholds(r.Dir, r.T, r.On); err != nil {
+			if *write {
+				if err := writeThresholds(r.Dir, r.T, r.On); err != nil {
+					fmt.Fprintf(stderr, "triaged: %v\n", err)
+					return 1
+				}
+			}
+			p := driftProfile(r.On, outs, samples, c)
+			if err := writeDrift(r.Dir, p); err != nil {
 				fmt.Fprintf(stderr, "triaged: %v\n", err)
 				return 1
 			}
+			fmt.Fprintf(stderr, "drift profile of %s: %s\n", r.Model, describeProfile(p))
 			fmt.Fprintf(stderr, "updated %s\n", filepath.Join(r.Dir, "manifest.json"))
 		}
 	}
