@@ -30,6 +30,13 @@ type ResultObjects struct {
 	// SeriesDescription of the SR series; the image series adds
 	// " heatmap". Empty: "triaged AI result".
 	SeriesDescription string `yaml:"series_description"`
+	// Bucket is the JetStream object store the daemon keeps the objects
+	// in (name: the object's SOP Instance UID) and Stream the stream of
+	// the messages naming them (<prefix>.objects.<priority>), which the
+	// PACS deliveries consume. Both take the result stream's replicas,
+	// max_age and storage. Empty: TRIAGED_RESULT_OBJECTS, TRIAGED_OBJECTS.
+	Bucket string `yaml:"bucket"`
+	Stream string `yaml:"stream"`
 }
 
 // Result objects for which films.
@@ -51,6 +58,12 @@ func (r ResultObjects) WithDefaults() ResultObjects {
 	}
 	if r.UIDRoot == "" {
 		r.UIDRoot = uid.DefaultRoot
+	}
+	if r.Bucket == "" {
+		r.Bucket = "TRIAGED_RESULT_OBJECTS"
+	}
+	if r.Stream == "" {
+		r.Stream = "TRIAGED_OBJECTS"
 	}
 	return r
 }
@@ -90,6 +103,11 @@ func (r ResultObjects) Problems() Problems {
 	d := r.SeriesDescription
 	if utf8.RuneCountInString(d) > 56 || strings.ContainsAny(d, "\\\r\n\t") || !utf8.ValidString(d) {
 		add("series_description", d, "must be at most 56 characters (the image series adds \" heatmap\"; DICOM allows 64), without backslashes or control characters")
+	}
+	for name, v := range map[string]string{"bucket": r.Bucket, "stream": r.Stream} {
+		if v != "" && !natsNameRe.MatchString(v) {
+			add(name, v, "must be a JetStream name (letters, digits, - and _)")
+		}
 	}
 	return ps
 }

@@ -62,7 +62,8 @@ type Daemon struct {
 	route     atomic.Pointer[route.Filter] // swapped by a reload
 	pseudoKey []byte
 	workers   int
-	heat      *heatmapper // nil when heatmap.enabled is false
+	heat      *heatmapper    // nil when heatmap.enabled is false
+	objs      *resultObjects // nil when result_objects.enabled is false
 
 	beforeProcess func(context.Context, ingest.Film) // WithBeforeProcess; nil in production
 	// decodeMu: films decode under its read lock; a film that was in flight
@@ -160,6 +161,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option)
 		return d, err
 	}
 	if d.heat, err = newHeatmapper(ctx, cfg, d.pub); err != nil {
+		return d, err
+	}
+	if d.objs, err = newResultObjects(ctx, cfg, d.pub.JS, version); err != nil {
 		return d, err
 	}
 
