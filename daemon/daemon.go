@@ -34,6 +34,7 @@ import (
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/deliver"
+	"github.com/triaged/triaged/deliver/pacs"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/ingest/dicomweb"
 	"github.com/triaged/triaged/ingest/dimse"
@@ -76,6 +77,7 @@ type Daemon struct {
 	served    bool             // Run has taken over the receivers' listeners
 
 	deliveries *deliver.Engine // nil when no destination is configured (outputs.go)
+	pacs       *pacs.Delivery  // nil when result_objects has no destination (outputs.go)
 
 	// Ready is closed once the daemon has connected, verified its streams,
 	// loaded its models and finished the start-up scan of its sources.

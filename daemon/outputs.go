@@ -31,6 +31,9 @@ func (d *Daemon) openOutputs() error {
 		d.deliveries = eng
 		d.svc.metrics.Registry.MustRegister(deliver.Collector{Engine: eng})
 	}
+	if d.pacs, err = setup.PACS(d.cfg, d.pub.JS, setup.Hooks{Log: d.log}); err != nil {
+		return fmt.Errorf("result_objects: %w", err)
+	}
 	if w := d.cfg.Worklist; w.Listen != "" {
 		auth, tlsConf, err := worklist.LoadAuth(d.cfg.WorklistResolved())
 		if err != nil {
@@ -87,6 +90,16 @@ func (d *Daemon) startOutputs(ctx context.Context, errs chan<- error, wg *sync.W
 				}
 			}
 		}()
+	}
+	if d.pacs != nil {
+		wg.Go(func() {
+			if err := d.pacs.Run(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errs <- fmt.Errorf("PACS deliveries: %w", err):
+				default:
+				}
+			}
+		})
 	}
 	d.serveReceivers(ctx, errs, wg, true)
 }
