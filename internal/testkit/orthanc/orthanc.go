@@ -55,8 +55,7 @@ type Server struct {
 // when it is not installed; it is stopped when the test ends.
 func Start(t testing.TB, o Options) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("Orthanc")
-	if err != nil {
+	if _, err := exec.LookPath("Orthanc"); err != nil {
 		t.Skip("skipping: Orthanc not found (Debian package orthanc)")
 	}
 	if o.DICOMweb {
@@ -99,7 +98,6 @@ func Start(t testing.TB, o Options) *Server {
 	if err := os.WriteFile(s.cfgPath, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_ = bin
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
