@@ -32,7 +32,20 @@ type built struct {
 
 // buildObjects builds a real film's SR and an SC of a small overlay, as
 // the daemon does for a critical film.
-func buildObjects(t *testing.T, rel string) built {
+func buildObjects(t testing.TB, rel string) built {
+	t.Helper()
+	return built{objs: buildObjectsWith(t, rel, resultobj.Options{}), study: studyOf(t, rel)}
+}
+
+func studyOf(t testing.TB, rel string) string {
+	src, err := resultobj.ReadSourceFile(testenv.DICOM(t, rel), decode.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src.StudyInstanceUID
+}
+
+func buildObjectsWith(t testing.TB, rel string, o resultobj.Options) *resultobj.Objects {
 	t.Helper()
 	src, err := resultobj.ReadSourceFile(testenv.DICOM(t, rel), decode.Limits{})
 	if err != nil {
@@ -52,14 +65,14 @@ func buildObjects(t *testing.T, rel string) built {
 	if err := png.Encode(&ov, img); err != nil {
 		t.Fatal(err)
 	}
-	objs, err := resultobj.Build(src, r, ov.Bytes(), resultobj.Options{})
+	objs, err := resultobj.Build(src, r, ov.Bytes(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return built{objs: objs, study: src.StudyInstanceUID}
+	return objs
 }
 
-func jsOf(t *testing.T, url string) jetstream.JetStream {
+func jsOf(t testing.TB, url string) jetstream.JetStream {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
