@@ -9,6 +9,7 @@ import (
 
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/alertmanager"
+	"github.com/triaged/triaged/deliver/pacs"
 	"github.com/triaged/triaged/deliver/setup"
 	"github.com/triaged/triaged/worklist"
 )
@@ -33,6 +34,9 @@ func (d *Daemon) openOutputs() error {
 	}
 	if d.pacs, err = setup.PACS(d.cfg, d.pub.JS, setup.Hooks{Log: d.log}); err != nil {
 		return fmt.Errorf("result_objects: %w", err)
+	}
+	if d.pacs != nil {
+		d.svc.metrics.Registry.MustRegister(pacs.Collector{Delivery: d.pacs})
 	}
 	if w := d.cfg.Worklist; w.Listen != "" {
 		auth, tlsConf, err := worklist.LoadAuth(d.cfg.WorklistResolved())

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/triaged/triaged/deliver/pacs"
 	"github.com/triaged/triaged/internal/testkit/orthanc"
 	"github.com/triaged/triaged/internal/testkit/testenv"
@@ -79,6 +81,23 @@ func TestCStoreToStorescpReusesAssociation(t *testing.T) {
 	}
 	if st := d.Stats()[0]; st.Delivered != uint64(len(films)) {
 		t.Errorf("delivered %d, want %d", st.Delivered, len(films))
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(pacs.Collector{Delivery: d})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delivered float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == pacs.MetricDeliveries && m.GetLabel()[1].GetValue() == "delivered" {
+				delivered = m.GetCounter().GetValue()
+			}
+		}
+	}
+	if delivered != float64(len(films)) {
+		t.Errorf("%s{outcome=delivered} = %v, want %d", pacs.MetricDeliveries, delivered, len(films))
 	}
 	files, _ := os.ReadDir(out)
 	var sr, sc int
