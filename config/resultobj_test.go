@@ -68,3 +68,39 @@ func TestResultObjectsProblems(t *testing.T) {
 		}
 	}
 }
+
+func TestResultObjectsDestinations(t *testing.T) {
+	c, err := Parse([]byte(`
+result_objects:
+  enabled: true
+  refusal_retries: 5
+  destinations:
+    - name: pacs
+      type: cstore
+      address: pacs.example:104
+      called_ae: PACS
+    - name: pacs-web
+      type: stowrs
+      url: https://pacs.example/dicom-web
+      token_file: /etc/triaged/stow.token
+      priorities: [critical]
+`), "/etc/triaged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := c.ResultObjects.Problems(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	bad := ResultObjects{Enabled: false, RefusalRetries: -2, Destinations: []PACSDestination{
+		{Name: "Bad Name", Type: "cstore", Address: "nohost", CalledAE: "A_TITLE_FAR_TOO_LONG"},
+		{Name: "w", Type: "stowrs", URL: "ftp://x", CalledAE: "X"},
+		{Name: "w", Type: "smtp", Priorities: []string{"low"}},
+	}}
+	got := bad.Problems().Error()
+	for _, want := range []string{"refusal_retries", "need result_objects.enabled", "destinations[0].name", "destinations[0].address",
+		"destinations[0].called_ae", "destinations[1].url", "destinations[1].address", "destinations[2].name", "destinations[2].type", "destinations[2].priorities[0]"} {
+		if !strings.Contains(got, "result_objects."+want) && !strings.Contains(got, want) {
+			t.Errorf("no problem about %s in:\n%s", want, got)
+		}
+	}
+}

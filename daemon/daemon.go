@@ -34,6 +34,7 @@ import (
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/decode"
 	"github.com/triaged/triaged/deliver"
+	"github.com/triaged/triaged/deliver/pacs"
 	"github.com/triaged/triaged/ingest"
 	"github.com/triaged/triaged/ingest/dicomweb"
 	"github.com/triaged/triaged/ingest/dimse"
@@ -62,8 +63,9 @@ type Daemon struct {
 	route     atomic.Pointer[route.Filter] // swapped by a reload
 	pseudoKey []byte
 	workers   int
-	heat      *heatmapper // nil when heatmap.enabled is false
-	shadow    shadowSet   // candidate model set, shadow.all (shadow.go)
+	shadow    shadowSet      // candidate model set, shadow.all (shadow.go)
+	heat      *heatmapper    // nil when heatmap.enabled is false
+	objs      *resultObjects // nil when result_objects.enabled is false
 
 	beforeProcess func(context.Context, ingest.Film) // WithBeforeProcess; nil in production
 	// decodeMu: films decode under its read lock; a film that was in flight
@@ -76,6 +78,7 @@ type Daemon struct {
 	served    bool             // Run has taken over the receivers' listeners
 
 	deliveries *deliver.Engine // nil when no destination is configured (outputs.go)
+	pacs       *pacs.Delivery  // nil when result_objects has no destination (outputs.go)
 
 	// Ready is closed once the daemon has connected, verified its streams,
 	// loaded its models and finished the start-up scan of its sources.
@@ -163,6 +166,9 @@ func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option)
 		return d, err
 	}
 	if d.heat, err = newHeatmapper(ctx, cfg, d.pub); err != nil {
+		return d, err
+	}
+	if d.objs, err = newResultObjects(ctx, cfg, d.pub.JS, version); err != nil {
 		return d, err
 	}
 

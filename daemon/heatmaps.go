@@ -71,6 +71,8 @@ type filmHeatmaps struct {
 	crop    preprocess.Crop
 	key     string // object name prefix of the film's attachments
 	inline  bool   // an occlusion map was attached to the alert itself
+	// camOverlay is the CAM overlay PNG, for the result objects' SC.
+	camOverlay []byte
 }
 
 func newHeatmapper(ctx context.Context, cfg *config.Config, pub *publish.Publisher) (*heatmapper, error) {
@@ -305,6 +307,9 @@ func (d *Daemon) storeHeatmap(ctx context.Context, fh *filmHeatmaps, m *heatmap.
 			return nil, err
 		}
 		a.Kind, a.Method, a.Model, a.Crop = o.kind, m.Method, m.Model, crop
+		if o.kind == "overlay" && m.Method == heatmap.MethodCAM && d.objs != nil {
+			fh.camOverlay = o.data
+		}
 		if o.kind == "raw" {
 			a.Unit = m.Unit
 		}

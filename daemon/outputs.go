@@ -9,6 +9,7 @@ import (
 
 	"github.com/triaged/triaged/deliver"
 	"github.com/triaged/triaged/deliver/alertmanager"
+	"github.com/triaged/triaged/deliver/pacs"
 	"github.com/triaged/triaged/deliver/setup"
 	"github.com/triaged/triaged/worklist"
 )
@@ -31,6 +32,12 @@ func (d *Daemon) openOutputs() error {
 	if eng != nil {
 		d.deliveries = eng
 		d.svc.metrics.Registry.MustRegister(deliver.Collector{Engine: eng})
+	}
+	if d.pacs, err = setup.PACS(d.cfg, d.pub.JS, setup.Hooks{Log: d.log}); err != nil {
+		return fmt.Errorf("result_objects: %w", err)
+	}
+	if d.pacs != nil {
+		d.svc.metrics.Registry.MustRegister(pacs.Collector{Delivery: d.pacs})
 	}
 	if w := d.cfg.Worklist; w.Listen != "" {
 		auth, tlsConf, err := worklist.LoadAuth(d.cfg.WorklistResolved())
@@ -89,6 +96,16 @@ func (d *Daemon) startOutputs(ctx context.Context, errs chan<- error, wg *sync.W
 				}
 			}
 		}()
+	}
+	if d.pacs != nil {
+		wg.Go(func() {
+			if err := d.pacs.Run(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errs <- fmt.Errorf("PACS deliveries: %w", err):
+				default:
+				}
+			}
+		})
 	}
 	d.serveReceivers(ctx, errs, wg, true)
 }

@@ -195,6 +195,11 @@ func (d *Daemon) process(ctx context.Context, j *job) {
 	// The candidate model set, if any, after the live result is stored and
 	// before the film is acknowledged; it never fails the film (shadow.go).
 	d.scoreCandidate(ctx, log, a, r, requested)
+	// The DICOM result objects (SR, CAM image) into the record before the Ack.
+	if err := d.storeResultObjects(ctx, log, it, r, heat); err != nil {
+		it.Release(0) // shutting down: the next start processes it again
+		return
+	}
 	// A film owed a late occlusion map is acknowledged once that is stored.
 	owed := d.settleHeatmaps(ctx, log, it, r, heat, len(pubs) > 1 && pubs[0].Duplicate)
 	if !owed {

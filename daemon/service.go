@@ -152,6 +152,11 @@ func (d *Daemon) Readiness() []string {
 			why = append(why, "deliveries failing: "+err.Error())
 		}
 	}
+	if d.pacs != nil {
+		if err := d.pacs.Health(); err != nil {
+			why = append(why, err.Error())
+		}
+	}
 	return why
 }
 

@@ -51,6 +51,9 @@ type ReadStats struct {
 	Messages   int // read from the stream
 	Undecoded  int // not a result message
 	OutOfRange int // outside Since..Until or of another model set
+	// NotAssessable: films the input-quality gate stopped (score 0, not a
+	// prediction), left out of every metric.
+	NotAssessable int
 }
 
 // ReadStored reads the results a query selects, from the oldest, until it
@@ -100,6 +103,10 @@ func ReadStored(ctx context.Context, js jetstream.JetStream, q StoredQuery) ([]S
 		if (!q.Since.IsZero() && r.ScoredAt.Before(q.Since)) || (!q.Until.IsZero() && !r.ScoredAt.Before(q.Until)) ||
 			(len(q.ModelSets) > 0 && !slices.Contains(q.ModelSets, r.ModelSet)) {
 			st.OutOfRange++
+			continue
+		}
+		if r.NotAssessable != "" {
+			st.NotAssessable++
 			continue
 		}
 		if len(out) >= q.Max {
@@ -315,6 +322,9 @@ func (r *StoredReport) Markdown() string {
 	}
 	if n := r.Read.Undecoded; n > 0 {
 		fmt.Fprintf(&b, "\n%d stored messages were not result messages and were skipped.\n", n)
+	}
+	if n := r.Read.NotAssessable; n > 0 {
+		fmt.Fprintf(&b, "\n%d films were not assessable (input-quality gate) and are left out of the metrics.\n", n)
 	}
 	return b.String()
 }

@@ -1,0 +1,146 @@
+package setup_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/png"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/triaged/triaged/config"
+	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/deliver/setup"
+	"github.com/triaged/triaged/internal/testkit/testenv"
+	"github.com/triaged/triaged/publish"
+	"github.com/triaged/triaged/resultobj"
+	"github.com/triaged/triaged/resultobj/record"
+)
+
+// From the YAML to a STOW-RS request carrying the bearer token read from
+// its file and the film's two objects as application/dicom parts; a
+// name shared with an alert destination is refused.
+func TestPACSFromConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs an embedded JetStream server and a delivery (over a second)")
+	}
+	srv := testenv.NATS(t)
+	var mu sync.Mutex
+	var got []string // content types of the parts received
+	var auth string
+	stow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		auth = r.Header.Get("Authorization")
+		_, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || r.URL.Path != "/dicom-web/studies" {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		mr := multipart.NewReader(r.Body, params["boundary"])
+		var refs []string
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			got = append(got, p.Header.Get("Content-Type"))
+			_, _ = io.Copy(io.Discard, p)
+		}
+		for _, uid := range uids {
+			refs = append(refs, fmt.Sprintf(`{"00081155":{"vr":"UI","Value":[%q]}}`, uid))
+		}
+		w.Header().Set("Content-Type", "application/dicom+json")
+		fmt.Fprintf(w, `{"00081199":{"vr":"SQ","Value":[%s]}}`, strings.Join(refs, ","))
+	}))
+	t.Cleanup(stow.Close)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "stow.token"), []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`
+nats: {url: %q}
+result_objects:
+  enabled: true
+  destinations:
+    - {name: web, type: stowrs, url: %q, token_file: stow.token}
+`, srv.ClientURL(), stow.URL+"/dicom-web")
+	cfg, err := config.Parse([]byte(yaml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	objs := objects(t)
+	uids = []string{objs.UIDs.SRInstance, objs.UIDs.SCInstance}
+	st, err := record.Open(context.Background(), js, record.Options{ManageStreams: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Put(context.Background(), objs, "critical", "ms", "1.2", "1.2.3", "t", "t"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := setup.PACS(cfg, js, setup.Hooks{Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil || d == nil {
+		t.Fatalf("PACS: %v %v", d, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 30*time.Second, "delivered", func() bool { return d.Stats()[0].Delivered == 1 })
+	mu.Lock()
+	if auth != "Bearer s3cret" || len(got) != 2 || got[0] != "application/dicom" {
+		t.Errorf("Authorization %q, parts %v", auth, got)
+	}
+	mu.Unlock()
+
+	cfg.Deliver.Destinations = []config.DeliverDestination{{Name: "web", Type: "webhook", URL: "http://x"}}
+	if _, err := setup.PACS(cfg, js, setup.Hooks{}); err == nil || !strings.Contains(err.Error(), "deliver.destinations") {
+		t.Errorf("a name shared with an alert destination: %v", err)
+	}
+}
+
+var uids []string
+
+func objects(t *testing.T) *resultobj.Objects {
+	t.Helper()
+	src, err := resultobj.ReadSourceFile(testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm"), decode.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &publish.Result{Film: publish.Film{SOPInstanceUID: src.SOPInstanceUID}, Models: []publish.ModelScore{{Name: "m", Probability: 0.9}},
+		Score: 0.9, Priority: "critical", ModelSet: "ms", ScoredAt: time.Now()}
+	objs, err := resultobj.Build(src, r, pngOverlay(t), resultobj.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func pngOverlay(t *testing.T) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
