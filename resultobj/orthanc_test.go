@@ -2,75 +2,15 @@ package resultobj
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/triaged/triaged/internal/testkit/testenv"
+	"github.com/triaged/triaged/internal/testkit/orthanc"
 )
-
-const dicomwebPlugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
-// orthanc starts Orthanc (Debian package orthanc) on a loopback HTTP port
-// from the OS, with its DICOM server off, storing under a temporary
-// directory; it is stopped when the test ends. It returns the base URL.
-func orthanc(t *testing.T) string {
-	t.Helper()
-	bin := tool(t, "Orthanc", "orthanc")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	// The DICOMweb plugin (Debian package orthanc-dicomweb), for STOW-RS.
-	plugins := []string{}
-	if _, err := os.Stat(dicomwebPlugin); err == nil {
-		plugins = append(plugins, dicomwebPlugin)
-	}
-	cfg, _ := json.Marshal(map[string]any{
-		"Name": "triaged-test", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
-		"HttpPort": port, "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
-		"DicomServerEnabled": false, "OverwriteInstances": true, "Plugins": plugins,
-	})
-	cfgPath := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, cfgPath)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		cmd.Wait()
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testenv.Eventually(t, 30*time.Second, "Orthanc answers", func() bool {
-		resp, err := http.Get(url + "/system")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return url
-}
 
 func orthancJSON(t *testing.T, method, url string, body []byte, v any) {
 	t.Helper()
@@ -96,7 +36,10 @@ func TestOrthancStoresObjects(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: starts Orthanc (-short)")
 	}
-	url := orthanc(t)
+	// The DICOMweb plugin (Debian package orthanc-dicomweb), for STOW-RS,
+	// when it is installed.
+	_, noPlugin := os.Stat(orthanc.DICOMwebPlugin)
+	url := orthanc.Start(t, orthanc.Options{DICOMweb: noPlugin == nil}).URL
 	src, p := readSource(t, "original/nih_cxr_dx_implicit.dcm")
 	objs, err := Build(src, testResult(src), overlay(t, p), Options{})
 	if err != nil {
@@ -114,10 +57,10 @@ func TestOrthancStoresObjects(t *testing.T) {
 	}
 	study := ""
 	// The first SC goes by STOW-RS (DICOMweb), the rest by the REST API.
-	if _, err := os.Stat(dicomwebPlugin); err == nil {
+	if noPlugin == nil {
 		stow(t, url+"/dicom-web/studies", objs.List()[1])
 	} else {
-		t.Logf("no STOW-RS check: %s not found (Debian package orthanc-dicomweb)", dicomwebPlugin)
+		t.Logf("no STOW-RS check: %s not found (Debian package orthanc-dicomweb)", orthanc.DICOMwebPlugin)
 	}
 	for i, b := range [][]byte{film, objs.SR, objs.SC, objs.SR, rescored.SR, rescored.SC} {
 		var st struct{ Status, ParentStudy string }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/triaged/triaged/internal/testkit/orthanc"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 	"github.com/triaged/triaged/publish"
 )
@@ -468,66 +469,18 @@ func TestStowRSYieldsOneResultPerInstance(t *testing.T) {
 	s.stop(t, 60*time.Second)
 }
 
-const orthancDICOMweb = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
 // startOrthanc runs Orthanc on loopback with a temporary database, the
 // daemon as DICOM modality "triaged" (AE TRIAGED) and as DICOMweb server
 // "triaged" (with the STOW-RS token); it returns the REST root.
 func startOrthanc(t *testing.T, d *intakeDaemon) string {
 	t.Helper()
-	bin, err := exec.LookPath("Orthanc")
-	if err != nil {
-		t.Skip("skipping: Orthanc not found (Debian packages orthanc and orthanc-dicomweb)")
-	}
-	if _, err := os.Stat(orthancDICOMweb); err != nil {
-		t.Skipf("skipping: the Orthanc DICOMweb plugin is not at %s (Debian package orthanc-dicomweb)", orthancDICOMweb)
-	}
-	dir := t.TempDir()
-	httpPort, dicomPort := testenv.FreePort(t), testenv.FreePort(t)
-	cfg := map[string]any{
-		"Name": "triaged-e2e", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
-		"HttpPort": httpPort, "DicomPort": dicomPort, "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,
-		"AuthenticationEnabled": false, "Plugins": []string{orthancDICOMweb},
+	return orthanc.Start(t, orthanc.Options{DICOM: true, DICOMweb: true, Config: map[string]any{
 		"DicomModalities": map[string]any{"triaged": []any{"TRIAGED", "127.0.0.1", d.dimsePort}},
 		"DicomWeb": map[string]any{"Enable": true, "Servers": map[string]any{"triaged": map[string]any{
 			"Url":         fmt.Sprintf("http://127.0.0.1:%d/dicomweb/", d.stowPort),
 			"HttpHeaders": map[string]string{"Authorization": "Bearer " + stowToken},
 		}}},
-	}
-	b, _ := json.Marshal(cfg)
-	cfgPath := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "orthanc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(filepath.Join(dir, "orthanc.log"))
-			t.Logf("Orthanc log:\n%s", b)
-		}
-	})
-	root := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	testenv.Eventually(t, 60*time.Second, "Orthanc to answer", func() bool {
-		time.Sleep(100 * time.Millisecond)
-		r, err := http.Get(root + "/system")
-		if err != nil {
-			return false
-		}
-		r.Body.Close()
-		return r.StatusCode == http.StatusOK
-	})
-	return root
+	}}).URL
 }
 
 // orthancPost posts to Orthanc's REST API and decodes its JSON answer.

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/triaged/triaged/deliver/pacs"
-	"github.com/triaged/triaged/internal/testkit/orthanc"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
@@ -47,7 +46,7 @@ func TestCStoreToStorescpReusesAssociation(t *testing.T) {
 	for _, f := range films {
 		storeInRecord(t, js, buildObjects(t, f))
 	}
-	port := orthanc.FreePort(t)
+	port := testenv.FreePort(t)
 	out := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-d", "-aet", "STORESCP", "-od", out, fmt.Sprint(port))

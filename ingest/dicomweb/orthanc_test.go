@@ -5,59 +5,25 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/triaged/triaged/ingest/spool"
+	"github.com/triaged/triaged/internal/testkit/orthanc"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
-
-const orthancDicomWeb = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
-// freePort asks the OS for a free loopback port, for a program that wants
-// a number rather than a listener.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // startOrthanc runs Orthanc on loopback with a temporary database and
 // triaged configured as the DICOMweb server "triaged"; it returns its REST
 // root and stops it at the end of the test.
 func startOrthanc(t *testing.T, stowRoot, token string) string {
 	t.Helper()
-	bin, err := exec.LookPath("Orthanc")
-	if err != nil {
-		t.Skip("skipping: Orthanc is not installed (Debian packages orthanc and orthanc-dicomweb)")
-	}
-	if _, err := os.Stat(orthancDicomWeb); err != nil {
-		t.Skipf("skipping: the Orthanc DICOMweb plugin is not at %s (Debian package orthanc-dicomweb)", orthancDicomWeb)
-	}
-	dir := t.TempDir()
-	httpPort, dicomPort := freePort(t), freePort(t)
-	cfg := map[string]any{
-		"Name":                  "triaged-test",
-		"StorageDirectory":      filepath.Join(dir, "db"),
-		"IndexDirectory":        filepath.Join(dir, "db"),
-		"HttpPort":              httpPort,
-		"DicomPort":             dicomPort,
-		"RemoteAccessAllowed":   false,
-		"AuthenticationEnabled": false,
-		"DicomServerEnabled":    true,
-		"Plugins":               []string{orthancDicomWeb},
+	return orthanc.Start(t, orthanc.Options{DICOMweb: true, Config: map[string]any{
 		"DicomWeb": map[string]any{
 			"Enable": true,
 			"Servers": map[string]any{
@@ -67,40 +33,7 @@ func startOrthanc(t *testing.T, stowRoot, token string) string {
 				},
 			},
 		},
-	}
-	b, _ := json.Marshal(cfg)
-	cfgPath := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(bin, cfgPath)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("Orthanc output:\n%s", out.String())
-		}
-	})
-	root := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(root + "/system")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return root
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Orthanc did not answer on %s within 30s: %v\n%s", root, err, out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	}}).URL
 }
 
 func orthancPost(t *testing.T, url string, body []byte, ctype string) map[string]any {

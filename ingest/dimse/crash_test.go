@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/triaged/triaged/ingest/spool"
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // TestCrashChild is the SCP process that TestKill9DuringSend kills; it
@@ -70,7 +71,7 @@ func TestKill9DuringSend(t *testing.T) {
 	}
 	needTool(t, "storescu", "dcmtk")
 	dir := t.TempDir()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t)))
 	child := startChild(t, dir, addr)
 	var films []string
 	for _, f := range chestFilms(t) {

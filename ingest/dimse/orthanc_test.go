@@ -2,31 +2,16 @@ package dimse
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
+	"github.com/triaged/triaged/internal/testkit/orthanc"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // TestOrthancPushesByCStore: Orthanc, configured with triaged as a DICOM
 // modality, pushes films to the SCP through its REST API; every one is
@@ -35,45 +20,16 @@ func TestOrthancPushesByCStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: runs Orthanc")
 	}
-	bin := needTool(t, "Orthanc", "orthanc")
 	s := startSCP(t, nil)
 	films := []string{
 		testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm"),
 		testenv.DICOM(t, "original/RG1_J2KI.dcm"),
 		testenv.DICOM(t, "original/pydicom_tiny_CR_6154.dcm"),
 	}
-	dir := t.TempDir()
-	httpPort, dicomPort := freePort(t), freePort(t)
 	scpPort, _ := strconv.Atoi(s.port)
-	cfg := map[string]any{
-		"Name": "triaged-test", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
-		"HttpPort": httpPort, "DicomPort": dicomPort, "DicomAet": "ORTHANC", "RemoteAccessAllowed": false,
-		"AuthenticationEnabled": false, "Plugins": []string{}, "DicomModalities": map[string]any{"triaged": []any{"TRIAGED", "127.0.0.1", scpPort}},
-	}
-	b, _ := json.Marshal(cfg)
-	cfgPath := filepath.Join(dir, "orthanc.json")
-	os.WriteFile(cfgPath, b, 0o600)
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, cfgPath)
-	logf, _ := os.Create(filepath.Join(dir, "orthanc.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); cmd.Wait() })
-	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		r, err := http.Get(base + "/system")
-		if err == nil {
-			r.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "orthanc.log"))
-			t.Fatalf("Orthanc did not start: %v\n%s", err, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	base := orthanc.Start(t, orthanc.Options{DICOM: true, Config: map[string]any{
+		"DicomModalities": map[string]any{"triaged": []any{"TRIAGED", "127.0.0.1", scpPort}},
+	}}).URL
 	post := func(path string, body []byte) []byte {
 		t.Helper()
 		r, err := http.Post(base+path, "application/octet-stream", bytes.NewReader(body))

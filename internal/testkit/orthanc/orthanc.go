@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // DICOMwebPlugin is where Debian's orthanc-dicomweb installs the plugin.
@@ -68,7 +69,7 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	dir := t.TempDir()
 	s := &Server{t: t, AET: o.AET, cfgPath: filepath.Join(dir, "orthanc.json"), logPath: filepath.Join(dir, "orthanc.log")}
-	httpPort := FreePort(t)
+	httpPort := testenv.FreePort(t)
 	s.URL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	cfg := map[string]any{
 		"Name": "triaged-test", "StorageDirectory": filepath.Join(dir, "db"), "IndexDirectory": filepath.Join(dir, "db"),
@@ -78,7 +79,7 @@ func Start(t testing.TB, o Options) *Server {
 		"DicomCheckCalledAet": true, "DicomAlwaysAllowStore": true,
 	}
 	if o.DICOM {
-		s.DICOMPort = FreePort(t)
+		s.DICOMPort = testenv.FreePort(t)
 		cfg["DicomPort"] = s.DICOMPort
 	}
 	if o.DICOMweb {
@@ -99,7 +100,12 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatal(err)
 	}
 	s.Start()
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("Orthanc log:\n%s", s.Log())
+		}
+	})
 	return s
 }
 
@@ -124,7 +130,7 @@ func (s *Server) Start() {
 	}
 	logf.Close()
 	s.cmd, s.cancel = cmd, cancel
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	for deadline := time.Now().Add(60 * time.Second); ; { // slow on a loaded 2-core machine
 		r, err := http.Get(s.URL + "/system")
 		if err == nil {
 			r.Body.Close()
@@ -204,15 +210,4 @@ func (s *Server) CountInstances() (int, error) {
 	var st struct{ CountInstances int }
 	err := s.JSON("GET", "/statistics", nil, &st)
 	return st.CountInstances, err
-}
-
-// FreePort is a TCP port free on loopback now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
