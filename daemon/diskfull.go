@@ -202,14 +202,18 @@ func (d *Daemon) registerDiskMetrics() {
 		return
 	}
 	c := &diskCollector{d: d,
-		free: prometheus.NewDesc("triaged_disk_free_bytes", "Free bytes on the filesystem of each place the daemon writes (drop folder, spool, JetStream store).", []string{"place", "path"}, nil),
-		full: prometheus.NewDesc("triaged_disk_full", "1 when a place the daemon writes is full (a drop folder or spool below 16 MiB or 5% free, the store below nats.embedded.min_free).", []string{"place", "path"}, nil),
+		free:     prometheus.NewDesc("triaged_disk_free_bytes", "Free bytes on the filesystem of each place the daemon writes (drop folder, spool, JetStream store).", []string{"place", "path"}, nil),
+		full:     prometheus.NewDesc("triaged_disk_full", "1 when a place the daemon writes is full (a drop folder or spool below 16 MiB or 5% free, the store below nats.embedded.min_free).", []string{"place", "path"}, nil),
 		refusing: prometheus.NewDesc("triaged_store_refusing", "1 while JetStream refuses to store results for want of storage.", nil, nil),
 	}
 	_ = m.Registry.Register(c) // registered once per Daemon; a second Run keeps the first
 }
 
-func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.free; ch <- c.full; ch <- c.refusing }
+func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.free
+	ch <- c.full
+	ch <- c.refusing
+}
 
 func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
 	c.d.disk.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/triaged/triaged/config"
 	"github.com/triaged/triaged/daemon"
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testkit/natstest"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
@@ -221,4 +223,80 @@ func diskMetric(t *testing.T, d *daemon.Daemon, name string, labels ...string) f
 		}
 	}
 	return -1
+}
+
+// A full disk under the embedded JetStream store: results are refused
+// cleanly, the films are not acknowledged (they stay in .processing and are
+// retried), the daemon says so (/readyz, triaged_store_refusing,
+// triaged_disk_full{place="store"}, the log), and once space is freed the
+// waiting films are scored and stored once each, without a restart.
+func TestFullJetStreamStoreDiskIsReportedAndRecoveredWithoutRestart(t *testing.T) {
+	testenv.Slow(t)
+	testenv.ORT(t)
+	mnt := tmpfs(t, "32m")
+	cfg := newConfig(t, "")
+	cfg.NATS.Embedded.Listen = fmt.Sprintf("127.0.0.1:%d", natstest.FreePorts(t, 1)[0])
+	cfg.NATS.Embedded.StoreDir = filepath.Join(mnt, "nats")
+	cfg.NATS.Embedded.MinFree = 2 << 20
+	d, logs := startLogged(t, cfg)
+	url := "nats://" + cfg.NATS.Embedded.Listen
+	in := cfg.Ingest.Folders[0].Path
+	film := func(i int) []byte {
+		return dicomtest.Film(fmt.Sprintf("1.2.826.0.1.3680043.10.1234.56.%d", i), 64, 64, "")
+	}
+	drop(t, in, "first.dcm", film(1))
+	testenv.Eventually(t, 60*time.Second, "the first result stored", func() bool {
+		return len(results(t, url)) == 1
+	})
+
+	// Another writer fills the store's disk.
+	filler := filepath.Join(mnt, "filler")
+	fillDisk(t, filler)
+	testenv.Eventually(t, 10*time.Second, "the store's full disk in /readyz", func() bool {
+		return strings.Contains(readiness(d), "disk full under the store")
+	})
+	drop(t, in, "second.dcm", film(2))
+	drop(t, in, "third.dcm", film(3))
+	testenv.Eventually(t, 30*time.Second, "JetStream's refusal in /readyz", func() bool {
+		return strings.Contains(readiness(d), "JetStream refuses to store results for want of storage")
+	})
+	if v := diskMetric(t, d, "triaged_store_refusing"); v != 1 {
+		t.Errorf("triaged_store_refusing = %v, want 1", v)
+	}
+	if v := diskMetric(t, d, "triaged_disk_full", "place", "store"); v != 1 {
+		t.Errorf("triaged_disk_full{place=store} = %v, want 1", v)
+	}
+	time.Sleep(2 * time.Second)
+	if n := count(filepath.Join(in, ".processing"), isFilm); n != 2 {
+		t.Errorf("%d films in processing while the store is full, want 2 (not acknowledged)", n)
+	}
+	if n := count(filepath.Join(in, "done"), isFilm); n != 1 {
+		t.Errorf("%d films in done/ while the store is full, want 1", n)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "the waiting films scored once space returned", func() bool {
+		return count(filepath.Join(in, "done"), isFilm) == 3
+	})
+	rs := results(t, url)
+	if len(rs) != 3 {
+		t.Errorf("results for %d instances, want 3", len(rs))
+	}
+	for uid, r := range rs {
+		if len(r) != 1 {
+			t.Errorf("instance %s has %d results, want 1", uid, len(r))
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "/readyz without the full store", func() bool {
+		r := readiness(d)
+		return !strings.Contains(r, "disk full") && !strings.Contains(r, "JetStream refuses")
+	})
+	if v := diskMetric(t, d, "triaged_store_refusing"); v != 0 {
+		t.Errorf("triaged_store_refusing = %v after space returned, want 0", v)
+	}
+	if log := logs.String(); !strings.Contains(log, "the JetStream store's disk is full") {
+		t.Errorf("the log does not report the store's full disk:\n%s", log)
+	}
 }
