@@ -83,7 +83,8 @@ type Daemon struct {
 
 	svc service // readiness, watchdog, metrics, reload (service.go)
 
-	disk diskState // full disks (diskfull.go)
+	disk  diskState     // full disks (diskfull.go)
+	sweep sweepSettings // orphaned heatmap chunks (sweep.go)
 }
 
 // Option changes how New builds a daemon.
@@ -222,6 +223,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.startReceivers(intake, errCh, &srcWG)
 	d.startOutputs(outputs, errCh, &outWG)
 	d.startDiskWatch(outputs, &outWG)
+	d.startSweep(outputs, &outWG)
 	for range max(2, d.workers/4) {
 		admitWG.Add(1)
 		go func() {

@@ -79,11 +79,11 @@ func (s *syncBuffer) String() string {
 }
 
 // startLogged starts a daemon whose log the test reads.
-func startLogged(t *testing.T, cfg *config.Config) (*daemon.Daemon, *syncBuffer) {
+func startLogged(t *testing.T, cfg *config.Config, opts ...daemon.Option) (*daemon.Daemon, *syncBuffer) {
 	t.Helper()
 	buf := &syncBuffer{}
-	log := zerolog.New(zerolog.MultiLevelWriter(buf, zerolog.NewTestWriter(t))).Level(zerolog.WarnLevel)
-	d, err := daemon.New(cfg, log, "test")
+	log := zerolog.New(zerolog.MultiLevelWriter(buf, zerolog.NewTestWriter(t))).Level(zerolog.InfoLevel)
+	d, err := daemon.New(cfg, log, "test", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
