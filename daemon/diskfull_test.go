@@ -300,3 +300,48 @@ func TestFullJetStreamStoreDiskIsReportedAndRecoveredWithoutRestart(t *testing.T
 		t.Errorf("the log does not report the store's full disk:\n%s", log)
 	}
 }
+
+// A full disk under the NATS intake's spool: object-store films cannot be
+// fetched, so they are given back to JetStream without counting as
+// deliveries (none is dead-lettered however long the disk stays full), the
+// daemon says so (/readyz, triaged_disk_full{place="spool"}), and once space
+// is freed every film is scored once, without a restart.
+func TestFullSpoolDiskLosesNoFilmAndRecoversWithoutRestart(t *testing.T) {
+	testenv.Slow(t)
+	testenv.ORT(t)
+	srv := testenv.NATS(t)
+	cfg := natsConfig(t, srv.ClientURL())
+	cfg.Ingest.NATS.MaxDeliver = 2
+	cfg.Ingest.NATS.SpoolDir = tmpfs(t, "8m")
+	d, _ := startLogged(t, cfg)
+	filler := filepath.Join(cfg.Ingest.NATS.SpoolDir, "filler")
+	fillDisk(t, filler)
+	testenv.Eventually(t, 10*time.Second, "the spool's full disk in /readyz", func() bool {
+		return strings.Contains(readiness(d), "disk full under the spool")
+	})
+	js := jsClient(t, srv.ClientURL())
+	for i := range 3 {
+		natstest.Submit(t, js, ingestSubject, filmBucket, dicomtest.Film(synthUID(900+i), 256, 256, ""), nil, true)
+	}
+	time.Sleep(8 * time.Second) // several local retries, more than max_deliver
+	if n := len(results(t, srv.ClientURL())); n != 0 {
+		t.Fatalf("%d results while the spool's disk is full", n)
+	}
+	if v := diskMetric(t, d, "triaged_disk_full", "place", "spool"); v != 1 {
+		t.Errorf("triaged_disk_full{place=spool} = %v, want 1", v)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "every film scored once space returned", func() bool {
+		return len(results(t, srv.ClientURL())) == 3
+	})
+	for uid, rs := range results(t, srv.ClientURL()) {
+		if len(rs) != 1 {
+			t.Errorf("instance %s has %d results, want 1", uid, len(rs))
+		}
+	}
+	if n := len(events(t, srv.ClientURL())); n != 0 {
+		t.Errorf("%d error events (a film dead-lettered for the full spool?)", n)
+	}
+}
