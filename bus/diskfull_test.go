@@ -147,3 +147,24 @@ func TestStoreFullRecognisesOnlyStorageRefusals(t *testing.T) {
 		}
 	}
 }
+
+// With no free-space reserve on a filesystem the store has to itself, the
+// limit the guard sets is still one the server accepts.
+func TestStoreGuardLimitStaysBelowTheServers(t *testing.T) {
+	testenv.Slow(t)
+	dir := tmpfs(t, "4m")
+	s, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: dir}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	for _, max := range []int64{0, 1 << 20} {
+		st, err := bus.NewStoreGuard(s, dir, max, 0).Check()
+		if err != nil {
+			t.Fatalf("max_store %d: %v", max, err)
+		}
+		if st.Limit <= 0 || (max > 0 && st.Limit > max) {
+			t.Errorf("max_store %d: limit %d", max, st.Limit)
+		}
+	}
+}

@@ -27,6 +27,9 @@ type StoreGuard struct {
 	dir     string
 	max     int64
 	minFree int64
+	// serverMax is the server's own limit (StartEmbedded: MaxStore or the
+	// filesystem's size); the account's must stay below it.
+	serverMax int64
 
 	mu   sync.Mutex
 	last StoreState
@@ -48,7 +51,11 @@ const storeHeadroom = 1 << 20
 
 // NewStoreGuard guards the store under dir of server s.
 func NewStoreGuard(s *server.Server, dir string, maxStore, minFree int64) *StoreGuard {
-	return &StoreGuard{s: s, dir: dir, max: maxStore, minFree: minFree}
+	g := &StoreGuard{s: s, dir: dir, max: maxStore, minFree: minFree, serverMax: maxStore}
+	if g.serverMax <= 0 {
+		g.serverMax = filesystemSize(dir)
+	}
+	return g
 }
 
 // Check measures the disk and sets the limit.
@@ -64,6 +71,9 @@ func (g *StoreGuard) Check() (StoreState, error) {
 	limit := used + room
 	if g.max > 0 && limit > g.max {
 		limit = g.max
+	}
+	if g.serverMax > 0 && limit >= g.serverMax {
+		limit = g.serverMax - 1 // nats-server refuses an account limit as large as its own
 	}
 	if err := acc.UpdateJetStreamLimits(map[string]server.JetStreamAccountLimits{
 		"": {MaxMemory: -1, MaxStore: limit, MaxStreams: -1, MaxConsumers: -1, MaxAckPending: -1, MemoryMaxStreamBytes: -1, StoreMaxStreamBytes: -1},
