@@ -49,7 +49,10 @@ func TestThreeHundredLargeObjectStoreFilmsStayUnderOneGiB(t *testing.T) {
 	if os.Getenv("TRIAGED_MEMORY_TEST") == "" {
 		t.Skip("skipping: set TRIAGED_MEMORY_TEST=1 to run (builds a non-race daemon and pushes 1 GB through NATS; about ten minutes on 2 CPUs)")
 	}
-	const films, side = 300, 1300
+	// TRIAGED_MEMORY_SIDE and TRIAGED_MEMORY_WORKERS vary the film size
+	// (1300: 3.4 MB) and pipeline.workers (a large host runs 2 x CPUs).
+	const films = 300
+	side, workers := envInt("TRIAGED_MEMORY_SIDE", 1300), envInt("TRIAGED_MEMORY_WORKERS", 4)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "triaged")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/triaged").CombinedOutput(); err != nil {
@@ -65,10 +68,10 @@ nats:
 ingest:
   folders: [{path: %s}]
   nats: {enabled: %v, spool_dir: %s}
-pipeline: {workers: 4}
+pipeline: {workers: %d}
 http: {listen: "127.0.0.1:0"}
 models: [{path: %s}]
-`, port, filepath.Join(dir, "nats"), filepath.Join(dir, "incoming"), intake, filepath.Join(dir, "spool"), testenv.Model(t, "squeezenet1_1"))
+`, port, filepath.Join(dir, "nats"), filepath.Join(dir, "incoming"), intake, filepath.Join(dir, "spool"), workers, testenv.Model(t, "squeezenet1_1"))
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
@@ -157,8 +160,8 @@ models: [{path: %s}]
 	}
 	took := time.Since(t1)
 	hwm := stop(p)
-	t.Logf("%d films of %d x %d (%.1f MB each) submitted in %s (daemon without intake: peak RSS %d MiB); backlog of %d scored in %s: peak RSS (VmHWM) %d MiB",
-		films, side, side, float64(len(base))/1e6, submitted.Round(time.Second), subHWM/1024, scored, took.Round(time.Second), hwm/1024)
+	t.Logf("%d films of %d x %d (%.1f MB each) submitted in %s (daemon without intake: peak RSS %d MiB); backlog of %d scored by %d workers in %s: peak RSS (VmHWM) %d MiB",
+		films, side, side, float64(len(base))/1e6, submitted.Round(time.Second), subHWM/1024, scored, workers, took.Round(time.Second), hwm/1024)
 	if scored < films {
 		t.Fatalf("%d of %d films scored", scored, films)
 	}
@@ -167,4 +170,11 @@ models: [{path: %s}]
 			t.Errorf("peak RSS %d MiB %s, want under 1 GiB", v/1024, what)
 		}
 	}
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
