@@ -98,7 +98,17 @@ func (d *Daemon) checkDisks() {
 		case f && !was[p]:
 			d.log.Error().Str("place", p.kind).Str("path", p.path).Int64("free_bytes", now[p]).Msg(fullMessage(p.kind))
 		case !f && was[p]:
-			d.log.Warn().Str("place", p.kind).Str("path", p.path).Int64("free_bytes", now[p]).Msg("space is back; work resumes")
+			retried := 0
+			if p.kind == "folder" {
+				// Films backed off for minutes while the disk was full are
+				// retried now.
+				for _, fs := range d.svc.srcs.runningFolders() {
+					if fs.Path() == p.path {
+						retried += fs.RetryNow()
+					}
+				}
+			}
+			d.log.Warn().Str("place", p.kind).Str("path", p.path).Int64("free_bytes", now[p]).Int("films_retried", retried).Msg("space is back; work resumes")
 		}
 	}
 }

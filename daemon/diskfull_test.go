@@ -162,7 +162,10 @@ func TestFullDropFolderDiskIsReportedAndRecoveredWithoutRestart(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, "good films in done/", func() bool {
 		return count(filepath.Join(in, "done"), isFilm) == 2
 	})
-	time.Sleep(3 * time.Second) // a few failed attempts to quarantine
+	// Long enough for the retry backoff to grow past what the test waits
+	// after space returns: the film must be retried when space returns,
+	// not when its backoff ends.
+	time.Sleep(16 * time.Second)
 	if n := count(filepath.Join(in, ".processing"), isFilm); n != 1 {
 		t.Errorf("%d films in processing while the disk is full, want 1 (the one whose reason file cannot be written)", n)
 	}
@@ -173,7 +176,7 @@ func TestFullDropFolderDiskIsReportedAndRecoveredWithoutRestart(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 60*time.Second, "the bad file quarantined once space returned", func() bool {
+	testenv.Eventually(t, 8*time.Second, "the bad file quarantined once space returned", func() bool {
 		return count(filepath.Join(in, "failed"), isFilm) == 1 && count(filepath.Join(in, ".processing"), isFilm) == 0
 	})
 	testenv.Eventually(t, 10*time.Second, "/readyz without the full disk", func() bool {

@@ -76,3 +76,30 @@ func TestFullDiskQuarantineFailsCleanlyAndSucceedsOnceSpaceReturns(t *testing.T)
 		t.Errorf("failed/ holds %d entries, want the film and its reason file", len(ents))
 	}
 }
+
+// RetryNow hands back at once a film released with a long delay (a
+// quarantine that failed on a full disk, backed off for minutes).
+func TestRetryNowEndsTheRetryDelay(t *testing.T) {
+	dir := t.TempDir()
+	f, _ := open(t, dir, 20*time.Millisecond)
+	if err := os.WriteFile(filepath.Join(dir, "a.dcm"), []byte("film"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	it := next(t, f, 5*time.Second)
+	it.Release(time.Hour)
+	noNext(t, f, 100*time.Millisecond)
+	if n := f.RetryNow(); n != 1 {
+		t.Fatalf("RetryNow gave back %d films, want 1", n)
+	}
+	if again := next(t, f, time.Second); again.ID() != it.ID() {
+		t.Fatalf("got film %s back, want %s", again.ID(), it.ID())
+	}
+	if n := f.RetryNow(); n != 0 {
+		t.Errorf("a second RetryNow gave back %d films", n)
+	}
+	it.Release(0) // a zero delay still works, and is not left in the delayed set
+	next(t, f, time.Second)
+	if n := f.RetryNow(); n != 0 {
+		t.Errorf("RetryNow after a zero-delay release gave back %d films", n)
+	}
+}
