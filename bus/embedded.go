@@ -5,6 +5,7 @@ package bus
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -19,6 +20,10 @@ type EmbeddedOptions struct {
 	StoreDir   string
 	SyncAlways bool
 	MaxPayload int32
+	// MaxStore caps the store; 0: the size of its filesystem. Either way
+	// the binding limit is the one a StoreGuard keeps in step with the
+	// disk, not the free space nats-server would measure once at start.
+	MaxStore int64
 }
 
 // StartEmbedded starts a NATS server with JetStream storing under StoreDir
@@ -32,6 +37,13 @@ func StartEmbedded(o EmbeddedOptions, log zerolog.Logger) (*server.Server, error
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS listen port %q: %w", ps, err)
 	}
+	if err := os.MkdirAll(o.StoreDir, 0o750); err != nil {
+		return nil, fmt.Errorf("embedded NATS store %s: %w", o.StoreDir, err)
+	}
+	maxStore := o.MaxStore
+	if maxStore <= 0 {
+		maxStore = filesystemSize(o.StoreDir)
+	}
 	opts := &server.Options{
 		ServerName: "triaged-embedded",
 		Host:       host,
@@ -41,6 +53,8 @@ func StartEmbedded(o EmbeddedOptions, log zerolog.Logger) (*server.Server, error
 		SyncAlways: o.SyncAlways,
 		NoSigs:     true,
 		MaxPayload: o.MaxPayload,
+		// 0 (unknown size) leaves nats-server's own choice.
+		JetStreamMaxStore: maxStore,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

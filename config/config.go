@@ -80,6 +80,13 @@ type Embedded struct {
 	// SyncAlways fsyncs every JetStream write before the PubAck, so an
 	// acknowledged result survives a power cut, not just a process crash.
 	SyncAlways bool `yaml:"sync_always"`
+	// MaxStore caps the JetStream store (0: what the disk allows). MinFree
+	// is the space the store leaves free on its filesystem: the daemon
+	// keeps the store's limit at its usage plus the free space above it,
+	// so a full disk refuses new messages cleanly instead of failing a
+	// write (which nats-server does not recover from without a restart).
+	MaxStore ByteSize `yaml:"max_store"`
+	MinFree  ByteSize `yaml:"min_free"`
 }
 
 type Stream struct {
@@ -186,6 +193,7 @@ func Default() *Config {
 				Listen:     "127.0.0.1:4222",
 				StoreDir:   "var/nats",
 				SyncAlways: true,
+				MinFree:    256 << 20,
 			},
 			SubjectPrefix:  "triaged",
 			ResultStream:   Stream{Name: "TRIAGED_RESULTS", Replicas: 1, MaxAge: 30 * 24 * time.Hour, DuplicateWindow: 24 * time.Hour, Storage: "file"},
@@ -298,6 +306,9 @@ func (c *Config) Validate() Problems {
 	if c.NATS.URL == "" {
 		if c.NATS.Embedded.StoreDir == "" {
 			add("nats.embedded.store_dir", "", "is required when nats.url is empty (embedded server)")
+		}
+		if c.NATS.Embedded.MaxStore < 0 || c.NATS.Embedded.MinFree < 0 {
+			add("nats.embedded.max_store", c.NATS.Embedded.MaxStore, "max_store and min_free must not be negative")
 		}
 	}
 	if c.NATS.SubjectPrefix == "" || strings.ContainsAny(c.NATS.SubjectPrefix, " *>\t") {

@@ -87,7 +87,9 @@ type Daemon struct {
 
 	svc service // readiness, watchdog, metrics, reload (service.go)
 
-	quality quality // the input-quality gate and the drift watch (quality.go)
+	quality quality       // the input-quality gate and the drift watch (quality.go)
+	disk    diskState     // full disks (diskfull.go)
+	sweep   sweepSettings // orphaned heatmap chunks (sweep.go)
 }
 
 // Option changes how New builds a daemon.
@@ -144,8 +146,13 @@ func New(cfg *config.Config, log zerolog.Logger, version string, opts ...Option)
 			Listen:     cfg.NATS.Embedded.Listen,
 			StoreDir:   cfg.Resolve(cfg.NATS.Embedded.StoreDir),
 			SyncAlways: cfg.NATS.Embedded.SyncAlways,
+			MaxStore:   int64(cfg.NATS.Embedded.MaxStore),
 		}, log)
 		if err != nil {
+			return d, err
+		}
+		d.disk.guard = bus.NewStoreGuard(d.srv, cfg.Resolve(cfg.NATS.Embedded.StoreDir), int64(cfg.NATS.Embedded.MaxStore), int64(cfg.NATS.Embedded.MinFree))
+		if _, err := d.disk.guard.Check(); err != nil {
 			return d, err
 		}
 		url = d.srv.ClientURL()
@@ -226,6 +233,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.served = true
 	d.startReceivers(intake, errCh, &srcWG)
 	d.startOutputs(outputs, errCh, &outWG)
+	d.startDiskWatch(outputs, &outWG)
+	d.startSweep(outputs, &outWG)
 	for range max(2, d.workers/4) {
 		admitWG.Add(1)
 		go func() {

@@ -253,6 +253,7 @@ func (d *Daemon) durably(ctx context.Context, what string, fn func(context.Conte
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
+		d.noteStore(err)
 		if err == nil {
 			return nil
 		}

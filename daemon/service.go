@@ -147,6 +147,7 @@ func (d *Daemon) Readiness() []string {
 	if n, age, err := d.svc.settle.oldest(time.Now()); age > unsettledLimit {
 		why = append(why, fmt.Sprintf("%d film(s) scored but not settled for %s (moving to done/ or failed/ fails: %s); retried with backoff", n, age.Round(time.Second), err))
 	}
+	why = append(why, d.diskReasons()...)
 	if d.deliveries != nil {
 		if err := d.deliveries.Health(); err != nil {
 			why = append(why, "deliveries failing: "+err.Error())

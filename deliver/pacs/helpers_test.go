@@ -6,7 +6,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"strconv"
 	"testing"
 	"time"
 
@@ -103,5 +102,3 @@ func storeInRecord(t *testing.T, js jetstream.JetStream, b built) {
 func testLog(t *testing.T) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -61,7 +61,8 @@ type Folder struct {
 	pending   map[string]*candidate // seen, not yet settled
 	ready     []string              // settled, in arrival order
 	readySet  map[string]bool
-	recovered []*File // in processing: left by a crash, or released for retry
+	recovered []*File               // in processing: left by a crash, or released for retry
+	delayed   map[*time.Timer]*File // released, waiting out their delay (RetryNow)
 	wake      chan struct{}
 
 	scanned     chan struct{} // closed after the first scan (readiness)
@@ -418,12 +419,41 @@ func (f *Folder) claim(name string) (*File, error) {
 
 // requeue gives a file back for another attempt after a delay.
 func (f *Folder) requeue(it *File, after time.Duration) {
-	time.AfterFunc(after, func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var t *time.Timer
+	// The callback takes f.mu, so it sees t assigned even for a zero delay.
+	t = time.AfterFunc(after, func() {
 		f.mu.Lock()
+		delete(f.delayed, t)
 		f.recovered = append(f.recovered, it)
 		f.mu.Unlock()
 		f.signal()
 	})
+	if f.delayed == nil {
+		f.delayed = map[*time.Timer]*File{}
+	}
+	f.delayed[t] = it
+}
+
+// RetryNow gives back at once every film waiting out a retry delay: the
+// daemon calls it when the folder's disk has space again, so a film whose
+// quarantine failed on a full disk does not wait out a backoff of minutes.
+func (f *Folder) RetryNow() int {
+	f.mu.Lock()
+	n := 0
+	for t, it := range f.delayed {
+		if t.Stop() {
+			f.recovered = append(f.recovered, it)
+			n++
+		}
+		delete(f.delayed, t)
+	}
+	f.mu.Unlock()
+	if n > 0 {
+		f.signal()
+	}
+	return n
 }
 
 // marksDir, inside the processing area, holds per film the marks that
@@ -682,12 +712,20 @@ func renameNoReplace(src, dst string) error {
 	return nil
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// writeFileAtomic writes path through a temporary file, which it removes
+// if the write fails (a full disk must not leave half-written files
+// behind, nor a stray .tmp in failed/ that looks like a film).
+func writeFileAtomic(path string, data []byte) (err error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		return err
