@@ -141,14 +141,6 @@ func (d *Daemon) noteStore(err error) {
 	}
 }
 
-// storeRefusing reports whether JetStream's last answer was a refusal for
-// want of storage.
-func (d *Daemon) storeRefusing() bool {
-	d.disk.mu.Lock()
-	defer d.disk.mu.Unlock()
-	return !d.disk.refuse.since.IsZero()
-}
-
 // diskReasons are the full-disk lines of /readyz.
 func (d *Daemon) diskReasons() []string {
 	d.disk.mu.Lock()
