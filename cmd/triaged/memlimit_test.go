@@ -12,8 +12,8 @@ func TestMemoryLimitPrecedence(t *testing.T) {
 		limit            int64
 		source           string
 	}{
-		{"", "", "", 0, ""},
-		{"", "", "max\n", 0, ""},
+		{"", "", "", 768 << 20, "default"},
+		{"", "", "max\n", 768 << 20, "default"},
 		{"", "", "4294967296\n", 3 << 30, "cgroup memory.max"},
 		{"512MiB", "", "4294967296\n", 512 << 20, "pipeline.memory_limit"},
 		{"512MiB", "1GiB", "4294967296\n", 0, "GOMEMLIMIT"},
