@@ -92,6 +92,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 	out := fs.outFlag("out/eval", "directory for report.json, report.md and the figures", "out")
 	heat := fs.String("heatmaps", "cam", "deletion check of the heatmaps on the positives: off, cam, or both (CAM and occlusion; occlusion costs ((224-N)/S+1)^2 passes per film and model)")
 	stride := fs.Int("occlusion-stride", 0, "occlusion stride S for the check (default: heatmap.occlusion.stride)")
+	sf := addShortcutFlags(fs)
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
@@ -110,7 +111,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
-	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, KeepInputs: *heat != "off",
+	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, KeepInputs: *heat != "off" || sf.on(),
 		Progress: newProgress(stderr, len(items)).counter()})
 	ms, ens := modelInfos(eng)
 	rep := eval.Build(name, outs, ms, ens)
@@ -126,6 +127,12 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	md := rep.Markdown()
+	sc, err := shortcutChecks(sf, eng, outs, *out)
+	if err != nil {
+		fmt.Fprintf(stderr, "triaged: shortcut checks: %v\n", err)
+		return 1
+	}
+	md += sc
 	if deletion != "" {
 		md += "\nHeatmap faithfulness (deletion check on the COVID-19 images): mean P(COVID-19) after deleting the top k% of each map, and k% in random regions; a faithful map lowers it faster than random.\n\n```\n" + deletion + "```\n"
 	}
