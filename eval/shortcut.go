@@ -408,8 +408,14 @@ func softmaxProbs(w [][]float64, z []float64, k int) []float64 {
 }
 
 // ShortcutMarkdown renders the border test and the source probe.
-func ShortcutMarkdown(border []BorderResult, probe []ProbeResult) string {
+func ShortcutMarkdown(within []WithinResult, border []BorderResult, probe []ProbeResult) string {
 	var b strings.Builder
+	if len(within) > 0 {
+		b.WriteString("\nWithin-source AUC: positive/negative pairs of the same source only (pair-weighted over the sources with both classes; 95% bootstrap within each source).\n\n| model | within-source AUC [95% CI] | sources | pairs |\n|---|---|---|---|\n")
+		for _, w := range within {
+			fmt.Fprintf(&b, "| %s | %s [%s, %s] | %d | %d |\n", w.Model, num(w.AUC), num(w.Low), num(w.High), w.Sources, w.Pairs)
+		}
+	}
 	if len(border) > 0 {
 		fmt.Fprintf(&b, "\nBorder test: P(COVID-19) when the outer %.0f%% band of the 224x224 crop (%d px) is replaced by the mean (a model of the lungs barely moves; target mean |change| <= 0.03).\n\n",
 			border[0].Fraction*100, border[0].BandPixels)
@@ -436,4 +442,77 @@ func ShortcutMarkdown(border []BorderResult, probe []ProbeResult) string {
 		}
 	}
 	return b.String()
+}
+
+// WithinResult is a model's AUC over positive/negative pairs of the same
+// source only: what is left when telling sources apart earns nothing.
+type WithinResult struct {
+	Model   string  `json:"model"`
+	AUC     float64 `json:"within_source_auc"`
+	Low     float64 `json:"ci_low"`
+	High    float64 `json:"ci_high"`
+	Pairs   int     `json:"pairs"`
+	Sources int     `json:"sources_with_both_classes"`
+}
+
+// WithinSourceAUC is the pair-weighted mean of the per-source AUCs over the
+// sources that have both classes, with a 95% bootstrap interval resampling
+// positives and negatives within each source (seeded).
+func WithinSourceAUC(model string, s []Scored, srcs []string) WithinResult {
+	r := WithinResult{Model: model, AUC: math.NaN(), Low: math.NaN(), High: math.NaN()}
+	type group struct{ pos, neg []Scored }
+	by := map[string]*group{}
+	for i, x := range s {
+		g := by[srcs[i]]
+		if g == nil {
+			g = &group{}
+			by[srcs[i]] = g
+		}
+		if x.Positive {
+			g.pos = append(g.pos, x)
+		} else {
+			g.neg = append(g.neg, x)
+		}
+	}
+	var gs []*group
+	var names []string
+	for n := range by {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if g := by[n]; len(g.pos) > 0 && len(g.neg) > 0 {
+			gs = append(gs, g)
+			r.Pairs += len(g.pos) * len(g.neg)
+		}
+	}
+	r.Sources = len(gs)
+	if len(gs) == 0 {
+		return r
+	}
+	pooled := func(pick func([]Scored) []Scored) float64 {
+		num, den := 0.0, 0.0
+		for _, g := range gs {
+			w := float64(len(g.pos) * len(g.neg))
+			num += AUC(append(pick(g.pos), pick(g.neg)...)) * w
+			den += w
+		}
+		return num / den
+	}
+	r.AUC = pooled(func(v []Scored) []Scored { return append([]Scored(nil), v...) })
+	rng := rand.New(rand.NewPCG(20201, 3))
+	const rounds = 2000
+	aucs := make([]float64, rounds)
+	for i := range aucs {
+		aucs[i] = pooled(func(v []Scored) []Scored {
+			out := make([]Scored, len(v))
+			for k := range out {
+				out[k] = v[rng.IntN(len(v))]
+			}
+			return out
+		})
+	}
+	sort.Float64s(aucs)
+	r.Low, r.High = aucs[int(0.025*rounds)], aucs[int(math.Ceil(0.975*rounds))-1]
+	return r
 }

@@ -105,3 +105,14 @@ func TestSourceProbe(t *testing.T) {
 		t.Fatal("a single source must be skipped")
 	}
 }
+
+func TestWithinSourceAUC(t *testing.T) {
+	// Source a: perfectly ordered; source b: reversed; source c: negatives only.
+	s := []Scored{{0.9, true}, {0.1, false}, {0.2, true}, {0.8, false}, {0.7, false}, {0.6, false}}
+	srcs := []string{"a", "a", "b", "b", "b", "c"}
+	r := WithinSourceAUC("m", s, srcs)
+	// a: 1 pair AUC 1; b: 2 pairs AUC 0 -> 1/3.
+	if math.Abs(r.AUC-1.0/3) > 1e-12 || r.Pairs != 3 || r.Sources != 2 || r.Low > r.AUC || r.High < r.AUC {
+		t.Fatalf("%+v", r)
+	}
+}

@@ -48,10 +48,17 @@ func shortcutChecks(sf shortcutFlags, eng *triage.Engine, outs []eval.Outcome, o
 		kept = append(kept, o)
 	}
 	var res struct {
+		Within []eval.WithinResult `json:"within_source,omitempty"`
 		Border []eval.BorderResult `json:"border,omitempty"`
 		Probe  []eval.ProbeResult  `json:"source_probe,omitempty"`
 	}
 	for mi, m := range eng.Models {
+		sc := make([]eval.Scored, len(kept))
+		srcs := make([]string, len(kept))
+		for i, o := range kept {
+			sc[i], srcs[i] = eval.Scored{Score: o.Models[mi], Positive: o.Item.Positive}, o.Item.Source
+		}
+		res.Within = append(res.Within, eval.WithinSourceAUC(m.Manifest.Name, sc, srcs))
 		if *sf.border > 0 {
 			pos := make([]bool, len(kept))
 			orig := make([]float64, len(kept))
@@ -94,5 +101,5 @@ func shortcutChecks(sf shortcutFlags, eng *triage.Engine, outs []eval.Outcome, o
 	if err := os.WriteFile(filepath.Join(out, "shortcut.json"), append(b, '\n'), 0o644); err != nil {
 		return "", err
 	}
-	return eval.ShortcutMarkdown(res.Border, res.Probe), nil
+	return eval.ShortcutMarkdown(res.Within, res.Border, res.Probe), nil
 }
