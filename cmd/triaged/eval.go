@@ -96,6 +96,10 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
+	if *sf.border < 0 || *sf.border >= 0.5 {
+		fmt.Fprintf(stderr, "triaged: -border %g: want a fraction of the crop from 0 to below 0.5\n", *sf.border)
+		return 2
+	}
 	items, name, err := lf.load()
 	if err != nil {
 		fmt.Fprintf(stderr, "triaged: %v\n", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -32,9 +31,6 @@ func (sf shortcutFlags) on() bool { return *sf.border > 0 || *sf.probe }
 func shortcutChecks(sf shortcutFlags, eng *triage.Engine, outs []eval.Outcome, out string) (string, error) {
 	if !sf.on() {
 		return "", nil
-	}
-	if *sf.border >= 0.5 {
-		return "", fmt.Errorf("-border %g: want a fraction below 0.5", *sf.border)
 	}
 	var xs [][]float32
 	var kept []eval.Outcome
