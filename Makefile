@@ -21,6 +21,8 @@ DEB_BUILD    := gcc pkg-config libjpeg62-turbo-dev libopenjp2-7-dev libcharls-de
 # headless Chromium, dicom3tools (dciodvfy), OpenJPH (HTJ2K reference).
 DEB_TEST     := dcmtk libopenjp2-tools systemd orthanc orthanc-dicomweb prometheus-alertmanager prometheus \
                 chromium dicom3tools openjph-tools curl
+# PyTorch side of the dataset tests (export parity with the daemon, the training walk-through).
+DEB_TEST     += python3-torch python3-torchvision python3-onnx python3-pil python3-pydicom
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFLAGS_BUILD = -trimpath -ldflags "-X main.version=$(VERSION)"
 TEST_FLAGS   ?= -race -count=1 -timeout 40m

@@ -82,6 +82,17 @@ def rows_for(rows, split, name):
     return [r for r in rows if r["patient_id"] in pats]
 
 
+def auto_split(rows, val_fraction=0.2):
+    """A patient-disjoint train/val split by a hash of the patient (or file),
+    for a labels.csv without a split file (e.g. `triaged dataset export`)."""
+    train, val = [], []
+    for r in rows:
+        key = r.get("patient_id") or r["file"]
+        h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        (val if h < val_fraction else train).append(r)
+    return train, val
+
+
 def seed_everything(seed):
     random.seed(seed)
     torch.manual_seed(seed)

@@ -27,6 +27,11 @@ import torch
 import common
 
 
+def finite(v):
+    """JSON has no NaN: a metric a tiny validation set cannot give is null."""
+    return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
 def calibrate(scores, labels, sens=0.98, spec=0.99):
     """The same rule as `triaged calibrate` (triage/calibrate.go).
 
@@ -76,7 +81,10 @@ def main():
     os.makedirs(out, exist_ok=True)
     hist = json.load(open(os.path.join(run, "history.json")))
 
-    model = common.build(a.arch, "scratch" if hist["init"] == "scratch" else "plain")
+    if hist["init"].startswith("model:"):
+        model = common.folded(a.arch)  # fine-tuned from a committed model: already folded
+    else:
+        model = common.build(a.arch, "scratch" if hist["init"] == "scratch" else "plain")
     model.load_state_dict(torch.load(os.path.join(run, "best.pt"), map_location="cpu"))
     model.eval()
     common.fold_conv_bn(model)  # SqueezeNet's training-only batch norms
@@ -85,13 +93,26 @@ def main():
     onnx_path = os.path.join(out, "model.onnx")
     feat_shape, cam_shape = common.export_onnx(model, a.arch, onnx_path)
 
-    split = common.load_split(a.split)
     rows = common.read_labels(a.data)
-    val = common.rows_for(rows, split, "val")
-    test = common.rows_for(rows, split, "test")
+    if a.split == "auto":
+        # A labels.csv without a split file (train.py --split auto): its
+        # hashed validation part; no test part (evaluate with triaged model eval).
+        _, val = common.auto_split(rows)
+        test = []
+        calibrated_on = f"validation part (--split auto) of {a.data}, {len(val)} images"
+        if len({r["label"] for r in val}) < 2:
+            # A handful of films (the walk-through): recalibrate with
+            # `triaged model calibrate` on a proper set before any use.
+            val = rows
+            calibrated_on = f"all {len(rows)} images of {a.data} (the validation part lacks a class)"
+    else:
+        split = common.load_split(a.split)
+        val = common.rows_for(rows, split, "val")
+        test = common.rows_for(rows, split, "test")
+        calibrated_on = f"validation split of models/split.json (seed {split['seed']}), {len(val)} images"
     vs = score_rows(model, a.data, val)
     th = calibrate(vs, [r["label"] == "covid" for r in val])
-    th["calibrated_on"] = f"validation split of models/split.json (seed {split['seed']}), {len(val)} images"
+    th["calibrated_on"] = calibrated_on
     ts = score_rows(model, a.data, test)
     with open(os.path.join(out, "reference_scores.csv"), "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -115,8 +136,10 @@ def main():
         "covid_index": common.COVID_INDEX,
         "thresholds": th,
         "training": {
-            "init": hist["init"], "optimizer": hist.get("opt", "adamw"), "lr": hist["lr"], "batch": hist["batch"],
-            "epochs_run": len(hist["history"]), "best_epoch": best["epoch"], "best_val_auc": best["val_auc"],
+            "init": hist["init"], "freeze": hist.get("freeze", "none"), "optimizer": hist.get("opt", "adamw"), "lr": hist["lr"], "batch": hist["batch"],
+            "epochs_run": len(hist["history"]), "best_epoch": best["epoch"], "best_val_auc": finite(best["val_auc"]),
+            "best_val_within_auc": finite(best.get("val_within_auc")), "select": hist.get("select", "overall"),
+            "against_shortcut": {k: hist.get(k) for k in ("mixed_weight", "margin_mask", "gamma", "jpeg_quality")},
             "train_minutes": round(sum(h["seconds"] for h in hist["history"]) / 60, 1),
             "hardware": hist.get("hardware", ""), "seed": hist["seed"],
             "train_images": hist.get("train_images"), "val_images": hist.get("val_images"),
@@ -126,10 +149,10 @@ def main():
         },
     }
     with open(os.path.join(out, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, indent=1, allow_nan=False)
         f.write("\n")
     print(json.dumps({"model": onnx_path, "thresholds": th, "best_epoch": best["epoch"],
-                      "val_auc": best["val_auc"]}, indent=1))
+                      "val_auc": finite(best["val_auc"])}, indent=1))
 
 
 if __name__ == "__main__":

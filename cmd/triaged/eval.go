@@ -93,11 +93,16 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 	out := fs.outFlag("out/eval", "directory for report.json, report.md and the figures", "out")
 	heat := fs.String("heatmaps", "cam", "deletion check of the heatmaps on the positives: off, cam, or both (CAM and occlusion; occlusion costs ((224-N)/S+1)^2 passes per film and model)")
 	stride := fs.Int("occlusion-stride", 0, "occlusion stride S for the check (default: heatmap.occlusion.stride)")
+	shortcut := addShortcutFlags(fs) // -border, -source-probe (eval_shortcut.go)
 	if code, ok := fs.parse(args); !ok {
 		return code
 	}
 	if *sf.stored {
 		return sf.run(*lf.cfgPath, *lf.labels, *out, stdout, stderr)
+	}
+	if *shortcut.border < 0 || *shortcut.border >= 0.5 {
+		fmt.Fprintf(stderr, "triaged: -border %g: want a fraction of the crop from 0 to below 0.5\n", *shortcut.border)
+		return 2
 	}
 	items, name, err := lf.load()
 	if err != nil {
@@ -114,7 +119,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer eng.Close()
-	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, KeepInputs: *heat != "off",
+	outs := eval.Run(context.Background(), eng, items, eval.Options{Workers: *lf.workers, KeepInputs: *heat != "off" || shortcut.on(),
 		Progress: newProgress(stderr, len(items)).counter()})
 	ms, ens := modelInfos(eng)
 	rep := eval.Build(name, outs, ms, ens)
@@ -130,6 +135,12 @@ func cmdEval(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	md := rep.Markdown()
+	sc, err := shortcutChecks(shortcut, eng, outs, *out)
+	if err != nil {
+		fmt.Fprintf(stderr, "triaged: shortcut checks: %v\n", err)
+		return 1
+	}
+	md += sc
 	if deletion != "" {
 		md += "\nHeatmap faithfulness (deletion check on the COVID-19 images): mean P(COVID-19) after deleting the top k% of each map, and k% in random regions; a faithful map lowers it faster than random.\n\n```\n" + deletion + "```\n"
 	}

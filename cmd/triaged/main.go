@@ -57,6 +57,10 @@ func table() []command {
 				about: "With -stored, the results the daemon stored (the live model set and any shadow one) are joined with a\nlabels CSV keyed by SOP or Study Instance UID and reported per model set, side by side (docs/adopting-a-model.md)."},
 			{name: "calibrate", synopsis: "[-config FILE] [flags]", summary: "derive the urgent/critical thresholds from a labeled set", run: cmdCalibrate},
 		}},
+		{name: "dataset", summary: "labeled DICOM films as training data", verbs: []command{
+			{name: "export", synopsis: "(-labels CSV | -folder DIR) -o DIR [-config FILE] [-workers N]", summary: "decode labeled films as the daemon does: display-ready PNGs, labels.csv for training/, rejects.csv with reason codes", run: cmdDatasetExport,
+				about: "One decode for training and serving: each film goes through the daemon's own decoder to the\ndisplay-ready 8-bit image its preprocessing starts from (images/<film_id>.png, lossless); labels.csv has\nthe columns training/train.py reads (file, label, source, view, patient_id) plus film_id (sha256 of the\nfile, 16 hex digits), sop_instance_uid, transfer_syntax, display and the DICOM path; films that cannot\nbe decoded go to rejects.csv with their reason code. Exit status 1 if none could be exported."},
+		}},
 		{name: "result-objects", synopsis: "-o DIR [-config FILE] FILE...", summary: "write the DICOM SR (and, for a positive film, the heatmap image) the daemon returns into a film's study, for inspection without a PACS", run: cmdResultObjects},
 		{name: "check-config", synopsis: "[-config FILE] [-print]", summary: "validate a config file and print every problem", run: cmdCheckConfig},
 		{name: "version", synopsis: "[-v] [-config FILE]", summary: "print the version (-v: the ONNX Runtime library and each model's execution provider)", run: cmdVersion},
