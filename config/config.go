@@ -162,6 +162,8 @@ type Decode struct {
 	MaxElements         int      `yaml:"max_elements"`
 	MaxSequenceDepth    int      `yaml:"max_sequence_depth"`
 	MaxCompressionRatio int      `yaml:"max_compression_ratio"`
+
+	Resolution Resolution `yaml:"resolution"`
 }
 
 type HTTP struct {

@@ -7,6 +7,7 @@ var sectionValidators = []func(*Config) Problems{
 	(*Config).ValidateDeliver,
 	(*Config).ValidateWorklist,
 	func(c *Config) Problems { return c.ResultObjects.Problems() },
+	(*Config).ValidateResolution,
 }
 
 // RunDefaults is what `triaged run` uses without a config file (`make run`):

@@ -32,6 +32,7 @@ func DecodeLimits(cfg *config.Config) decode.Limits {
 		MaxElements:         cfg.Decode.MaxElements,
 		MaxDepth:            cfg.Decode.MaxSequenceDepth,
 		MaxCompressionRatio: int64(cfg.Decode.MaxCompressionRatio),
+		ReducedMinSide:      cfg.Decode.Resolution.ReducedMinSide(),
 	}
 }
 
