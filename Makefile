@@ -36,6 +36,7 @@ help:
 	@echo "make test   run every test with the race detector"
 	@echo "make build  build $(BIN)"
 	@echo "make ort    fetch the ONNX Runtime $(ORT_VERSION) CPU library into $(ORT_DIR)"
+	@echo "make ort-gpu  fetch its CUDA build (GPU hosts) into $(ORT_GPU_DIR)"
 
 deps:
 	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_BUILD)"
@@ -55,6 +56,14 @@ install-debs:
 	fi
 
 ort: $(ORT_LIB)
+
+# The CUDA build of the same ONNX Runtime, for GPU hosts (docs/runbook.md#gpu-hosts):
+# fetched from the official release archive, sha256 checked (see the script
+# for the pin), provider libraries installed beside libonnxruntime.so.1.
+ORT_GPU_DIR  := $(CACHE_DIR)/onnxruntime-gpu-$(ORT_VERSION)
+.PHONY: ort-gpu
+ort-gpu:
+	scripts/fetch-onnxruntime-gpu.sh $(ORT_GPU_DIR)
 
 $(ORT_LIB):
 	scripts/fetch-onnxruntime.sh $(ORT_DIR)

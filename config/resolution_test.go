@@ -36,9 +36,9 @@ func TestResolutionParse(t *testing.T) {
 
 func TestResolutionRefusals(t *testing.T) {
 	for yaml, want := range map[string]string{
-		"decode:\n  resolution:\n    mode: half\n":                  "decode.resolution.mode",
+		"decode:\n  resolution:\n    mode: half\n":                    "decode.resolution.mode",
 		"decode:\n  resolution:\n    mode: reduced\n    floor: 100\n": "decode.resolution.floor",
-		"decode:\n  resolution:\n    mode: reduced\n    levels: 2\n": "levels",
+		"decode:\n  resolution:\n    mode: reduced\n    levels: 2\n":  "levels",
 	} {
 		_, err := Parse([]byte(yaml), "/etc/triaged")
 		if err == nil || !strings.Contains(err.Error(), want) {

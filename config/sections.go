@@ -8,6 +8,7 @@ var sectionValidators = []func(*Config) Problems{
 	(*Config).ValidateWorklist,
 	func(c *Config) Problems { return c.ResultObjects.Problems() },
 	(*Config).ValidateResolution,
+	(*Config).ValidateCUDABatching,
 }
 
 // RunDefaults is what `triaged run` uses without a config file (`make run`):

@@ -45,6 +45,9 @@ func EngineOptions(cfg *config.Config) triage.EngineOptions {
 		Urgent:       cfg.Triage.UrgentThreshold,
 		Critical:     cfg.Triage.CriticalThreshold,
 		EscalateStat: cfg.Triage.EscalateStat,
+
+		CUDABatchSize: cfg.Triage.CUDA.Size(),
+		CUDABatchWait: cfg.Triage.CUDA.Wait(),
 	}
 }
 
