@@ -276,3 +276,33 @@ bench: build ort films
 # A few minutes: checks the harness end to end, measures nothing worth quoting.
 bench-quick:
 	$(MAKE) --no-print-directory bench BENCH_FLAGS=-quick BENCH_OUT=out/bench-quick
+
+# --- issue 18's accuracy gates (docs/performance.md); need ../shared/data
+.PHONY: films-gate gate-resolution int8 gate-int8
+GATE_FILMS     ?= var/films-gate
+GATE_ENSEMBLE  ?= -urgent 0.269455 -critical 0.926611
+INT8_MODELS    ?= squeezenet1_1 resnet18 densenet121 resnet50
+# Every test-split image as a full-size JPEG 2000 film, lossless and lossy
+# (long: about 2 CPU-seconds of encoding per film).
+films-gate: bench-deps
+	$(PYTHON) scripts/gen-films.py --out $(GATE_FILMS) --all-test --syntaxes j2kll,j2k
+
+# Reduced-resolution vs full-size decode, the four models and the ensemble,
+# on the gate films and the shared JPEG 2000 films.
+gate-resolution: ort
+	$(GO) run ./bench/gate -films $(GATE_FILMS) -extra ../shared/data/dicom/original/RG1_J2KI.dcm,../shared/data/dicom/original/RG3_J2KI.dcm \
+		-models $(BENCH_MODELS) $(GATE_ENSEMBLE) -b-floor 448 -o out/gate-resolution
+
+# int8 models (training/quantize.py), calibrated on 100 training-split images, into var/int8/NAME-int8.
+int8: ort
+	@for m in $(INT8_MODELS); do \
+		$(PYTHON) training/quantize.py instrument --model models/$$m --out var/int8/$$m && \
+		$(GO) run ./bench/calib -model var/int8/$$m/instrumented.onnx -tensors var/int8/$$m/tensors.json -set train -n 100 -o var/int8/$$m/ranges.json && \
+		$(PYTHON) training/quantize.py quantize --model models/$$m --ranges var/int8/$$m/ranges.json --out var/int8/$$m-int8 || exit 1; \
+	done
+
+# fp32 vs int8 on the test split's images, with images/s at batch 1 and 8.
+gate-int8: ort
+	$(GO) run ./bench/gate -labels ../shared/data/cxr/labels.csv -split models/split.json -set test \
+		-models $(BENCH_MODELS) -b-models $$(for m in $(INT8_MODELS); do printf 'var/int8/%s-int8,' $$m; done | sed 's/,$$//') \
+		$(GATE_ENSEMBLE) -speed 3s -o out/gate-int8

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+// The gate counts a priority change at either threshold, takes |dP| per
+// model and for the ensemble, and passes only with no change and an AUC
+// difference under 0.002.
+func TestSummarize(t *testing.T) {
+	a := &arm{urgent: 0.5, critical: 0.9, modelUrg: []float64{0.5}, modelCr: []float64{0.9}}
+	film := func(pa, pb float64, pos bool) Film {
+		return Film{Syntax: "j2k", Labeled: true, Positive: pos, P: [2][]float64{{pa, pa}, {pb, pb}}, CPUms: [2]float64{300, 40}, Reduced: [2]int{0, 2}}
+	}
+	same := []Film{film(0.1, 0.11, false), film(0.6, 0.62, true), film(0.95, 0.94, true), film(0.2, 0.2, false)}
+	r := summarize(same, []string{"m"}, a, a)
+	if !r.Pass || r.Rows[0].PriorityChanges != 0 || math.Abs(r.Rows[0].MaxAbsDP-0.02) > 1e-9 || r.Rows[0].AUCA != 1 || r.Rows[0].AUCB != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if c := r.CPUms["j2k"]; c != [2]float64{300, 40} || r.Levels[2] != 4 {
+		t.Fatalf("cpu %v levels %v", r.CPUms, r.Levels)
+	}
+	changed := append(same, film(0.89, 0.91, true)) // urgent -> critical
+	if r := summarize(changed, []string{"m"}, a, a); r.Pass || r.Rows[0].PriorityChanges != 1 {
+		t.Fatalf("%+v", r)
+	}
+	swapped := []Film{film(0.3, 0.45, false), film(0.4, 0.35, true), film(0.6, 0.6, true), film(0.1, 0.1, false)}
+	r = summarize(swapped, []string{"m"}, a, a)
+	if r.Pass || r.Rows[0].AUCA != 1 || r.Rows[0].AUCB != 0.75 || !(r.Rows[0].DAUCLo <= -0.25 && r.Rows[0].DAUCHi <= 0) {
+		t.Fatalf("%+v", r.Rows[0])
+	}
+}
