@@ -301,8 +301,10 @@ int8: ort
 		$(PYTHON) training/quantize.py quantize --model models/$$m --ranges var/int8/$$m/ranges.json --out var/int8/$$m-int8 || exit 1; \
 	done
 
-# fp32 vs int8 on the test split's images, with images/s at batch 1 and 8.
+# fp32 vs int8 on the test split's images, with images/s at batch 1 and 8
+# (the arms pair models by position: both lists in INT8_MODELS order).
 gate-int8: ort
 	$(GO) run ./bench/gate -labels ../shared/data/cxr/labels.csv -split models/split.json -set test \
-		-models $(BENCH_MODELS) -b-models $$(for m in $(INT8_MODELS); do printf 'var/int8/%s-int8,' $$m; done | sed 's/,$$//') \
+		-models $$(for m in $(INT8_MODELS); do printf 'models/%s,' $$m; done | sed 's/,$$//') \
+		-b-models $$(for m in $(INT8_MODELS); do printf 'var/int8/%s-int8,' $$m; done | sed 's/,$$//') \
 		$(GATE_ENSEMBLE) -speed 3s -o out/gate-int8
