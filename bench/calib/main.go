@@ -52,11 +52,40 @@ func main() {
 	set := flag.String("set", "train", "the split's set to calibrate on")
 	n := flag.Int("n", 100, "images (spread evenly over the set)")
 	out := flag.String("o", "ranges.json", "output")
+	optimized := flag.String("optimized", "", "instead: write ONNX Runtime's optimized form of -model here (which Convs became QLinearConv)")
 	flag.Parse()
+	if *optimized != "" {
+		if err := writeOptimized(*model, *optimized); err != nil {
+			fmt.Fprintln(os.Stderr, "calib:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*model, *tensors, *labels, *split, *set, *n, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "calib:", err)
 		os.Exit(1)
 	}
+}
+
+// writeOptimized saves the graph ONNX Runtime runs after its
+// optimizations (QDQ fusion into QLinearConv among them).
+func writeOptimized(model, out string) error {
+	if _, err := triage.InitRuntime(""); err != nil {
+		return err
+	}
+	o, err := ort.NewSessionOptions()
+	if err != nil {
+		return err
+	}
+	defer o.Destroy()
+	if err := o.SetOptimizedModelFilePath(out); err != nil {
+		return err
+	}
+	s, err := ort.NewDynamicAdvancedSession(model, []string{"input"}, []string{"probs"}, o)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", model, err)
+	}
+	return s.Destroy()
 }
 
 func run(model, tensorsPath, labels, splitPath, set string, n int, out string) error {
