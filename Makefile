@@ -246,7 +246,7 @@ BENCH_OUT      ?= out/bench
 # The default setup's model, and the ensemble: every committed model, or
 # e.g. BENCH_MODELS=models/squeezenet1_1,var/bench-models/resnet18,... (make bench-models).
 BENCH_DEFAULT_MODEL ?= models/squeezenet1_1
-BENCH_MODELS   ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)
+BENCH_MODELS   ?= $(shell ls -d models/*/manifest.json 2>/dev/null | sed 's:/manifest.json$$::' | paste -sd, -)
 BENCH_SECONDS  ?= 120s
 BENCH_RATE     ?= 1
 BENCH_LATENCY_FILMS ?= 100

@@ -211,7 +211,8 @@ def quantize(a):
                   "activations uint8 per tensor (mean per-image min/max), Relu folded; Gemm, pooling, softmax in float",
         "from": {"name": man["name"], "version": man["version"], "sha256": man["sha256"]},
         "calibration": {"set": ranges.get("set"), "images": len(ranges.get("images", [])),
-                        "first_images": ranges.get("images", [])[:5], "tool": "bench/calib (daemon decode and preprocessing)"},
+                        "images_sha256": hashlib.sha256("\n".join(ranges.get("images", [])).encode()).hexdigest(),
+                        "selection": "every len/n-th image of the set in labels.csv order", "tool": "bench/calib (daemon decode and preprocessing)"},
         "quantized_convs": len(convs), "folded_relus": len(removed),
         "date": datetime.date.today().isoformat(),
     }

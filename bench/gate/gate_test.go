@@ -2,7 +2,11 @@ package main
 
 import (
 	"math"
+	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // The gate counts a priority change at either threshold, takes |dP| per
@@ -29,5 +33,55 @@ func TestSummarize(t *testing.T) {
 	r = summarize(swapped, []string{"m"}, a, a)
 	if r.Pass || r.Rows[0].AUCA != 1 || r.Rows[0].AUCB != 0.75 || !(r.Rows[0].DAUCLo <= -0.25 && r.Rows[0].DAUCHi <= 0) {
 		t.Fatalf("%+v", r.Rows[0])
+	}
+}
+
+// The committed int8 models (models/int8, training/quantize.py) load with
+// their manifests' sha256 checked, run on ONNX Runtime's QLinearConv path,
+// and score the test split's first images within 0.15 of their fp32
+// models (the gate's max |dP| over the whole split is 0.114).
+func TestInt8ModelsScoreLikeTheirFP32Models(t *testing.T) {
+	testenv.Slow(t)
+	testenv.ORT(t)
+	data := testenv.SharedData(t)
+	items, err := loadItems("", "", 8, filepath.Join(data, "cxr", "labels.csv"), filepath.Join(testenv.Root(), "models", "split.json"), "test", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(testenv.Root(), "models", "int8", "*-int8"))
+	if len(dirs) == 0 {
+		t.Fatal("no int8 models under models/int8")
+	}
+	for _, d := range dirs {
+		q, err := loadArm("B", d, 0, -1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := loadArm("A", filepath.Join(testenv.Root(), "models", strings.TrimSuffix(filepath.Base(d), "-int8")), 0, -1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			x, _, _, err := prepare(it.Path, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pq, err := score(q, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pf, err := score(f, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := math.Abs(pq[0] - pf[0]); d > 0.15 {
+				t.Errorf("%s: P(COVID-19) %.4f, fp32 %.4f", q.models[0].Manifest.Name, pq[0], pf[0])
+			}
+		}
+		for _, ar := range []*arm{q, f} {
+			for _, m := range ar.models {
+				m.Close()
+			}
+		}
 	}
 }
