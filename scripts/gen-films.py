@@ -197,6 +197,16 @@ def main():
         if old.get("settings") == settings and not old.get("partial") and all(os.path.exists(os.path.join(a.out, f["file"])) for f in old["films"]):
             print(f"{len(old['films'])} films already in {a.out}")
             return
+    # An interrupted run (partial manifest, same settings) resumes: the films
+    # it listed are kept; the random draws of their images are replayed so
+    # later films come out as an uninterrupted run would make them.
+    done = {}
+    if os.path.exists(mpath):
+        old = json.load(open(mpath))
+        if old.get("settings") == settings and old.get("partial"):
+            for f in old["films"]:
+                if os.path.exists(os.path.join(a.out, f["file"])):
+                    done.setdefault(f["file"][:4], []).append(f)
     rng = np.random.default_rng(a.seed)
     now = datetime.datetime(2026, 11, 26, 9, 0, 0)
     films = []
@@ -211,6 +221,9 @@ def main():
             c = 2048 + int(rng.integers(-160, 161))
             w = 4096 - int(rng.integers(0, 641))
             window = (4095 - c if mono1 else c, w)
+        if len(done.get(f"{i:04d}", [])) == len(keep):
+            films += done[f"{i:04d}"]
+            continue
         base = os.path.join(a.out, f"{i:04d}")
         native = f"{base}-explicit.dcm"
         write_native(native, px, i, row, mono1, window, now)
