@@ -38,6 +38,7 @@ help:
 	@echo "make test   run every test with the race detector"
 	@echo "make build  build $(BIN)"
 	@echo "make ort    fetch the ONNX Runtime $(ORT_VERSION) CPU library into $(ORT_DIR)"
+	@echo "make ort-gpu  fetch its CUDA build (GPU hosts) into $(ORT_GPU_DIR)"
 
 deps:
 	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_BUILD)"
@@ -57,6 +58,14 @@ install-debs:
 	fi
 
 ort: $(ORT_LIB)
+
+# The CUDA build of the same ONNX Runtime, for GPU hosts (docs/runbook.md#gpu-hosts):
+# fetched from the official release archive, sha256 checked (see the script
+# for the pin), provider libraries installed beside libonnxruntime.so.1.
+ORT_GPU_DIR  := $(CACHE_DIR)/onnxruntime-gpu-$(ORT_VERSION)
+.PHONY: ort-gpu
+ort-gpu:
+	scripts/fetch-onnxruntime-gpu.sh $(ORT_GPU_DIR)
 
 $(ORT_LIB):
 	scripts/fetch-onnxruntime.sh $(ORT_DIR)
@@ -239,7 +248,7 @@ BENCH_OUT      ?= out/bench
 # The default setup's model, and the ensemble: every committed model, or
 # e.g. BENCH_MODELS=models/squeezenet1_1,var/bench-models/resnet18,... (make bench-models).
 BENCH_DEFAULT_MODEL ?= models/squeezenet1_1
-BENCH_MODELS   ?= $(shell ls -d models/*/ 2>/dev/null | sed 's:/$$::' | paste -sd, -)
+BENCH_MODELS   ?= $(shell ls -d models/*/manifest.json 2>/dev/null | sed 's:/manifest.json$$::' | paste -sd, -)
 BENCH_SECONDS  ?= 120s
 BENCH_RATE     ?= 1
 BENCH_LATENCY_FILMS ?= 100
@@ -269,3 +278,35 @@ bench: build ort films
 # A few minutes: checks the harness end to end, measures nothing worth quoting.
 bench-quick:
 	$(MAKE) --no-print-directory bench BENCH_FLAGS=-quick BENCH_OUT=out/bench-quick
+
+# --- issue 18's accuracy gates (docs/performance.md); need ../shared/data
+.PHONY: films-gate gate-resolution int8 gate-int8
+GATE_FILMS     ?= var/films-gate
+GATE_ENSEMBLE  ?= -urgent 0.269455 -critical 0.926611
+INT8_MODELS    ?= squeezenet1_1 resnet18 densenet121 resnet50
+# Every test-split image as a full-size JPEG 2000 film, lossless and lossy
+# (long: about 2 CPU-seconds of encoding per film).
+films-gate: bench-deps
+	$(PYTHON) scripts/gen-films.py --out $(GATE_FILMS) --all-test --syntaxes j2kll,j2k
+
+# Reduced-resolution vs full-size decode, the four models and the ensemble,
+# on the gate films and the shared JPEG 2000 films.
+gate-resolution: ort
+	$(GO) run ./bench/gate -films $(GATE_FILMS) -extra ../shared/data/dicom/original/RG1_J2KI.dcm,../shared/data/dicom/original/RG3_J2KI.dcm \
+		-models $(BENCH_MODELS) $(GATE_ENSEMBLE) -b-floor 448 -o out/gate-resolution
+
+# int8 models (training/quantize.py), calibrated on 100 training-split images, into var/int8/NAME-int8.
+int8: ort
+	@for m in $(INT8_MODELS); do \
+		$(PYTHON) training/quantize.py instrument --model models/$$m --out var/int8/$$m && \
+		$(GO) run ./bench/calib -model var/int8/$$m/instrumented.onnx -tensors var/int8/$$m/tensors.json -set train -n 100 -o var/int8/$$m/ranges.json && \
+		$(PYTHON) training/quantize.py quantize --model models/$$m --ranges var/int8/$$m/ranges.json --out var/int8/$$m-int8 || exit 1; \
+	done
+
+# fp32 vs int8 on the test split's images, with images/s at batch 1 and 8
+# (the arms pair models by position: both lists in INT8_MODELS order).
+gate-int8: ort
+	$(GO) run ./bench/gate -labels ../shared/data/cxr/labels.csv -split models/split.json -set test \
+		-models $$(for m in $(INT8_MODELS); do printf 'models/%s,' $$m; done | sed 's/,$$//') \
+		-b-models $$(for m in $(INT8_MODELS); do printf 'var/int8/%s-int8,' $$m; done | sed 's/,$$//') \
+		$(GATE_ENSEMBLE) -speed 3s -o out/gate-int8

@@ -29,6 +29,10 @@ type Frame struct {
 	// Signed is true when the codec reported signed samples; Data16 then
 	// holds their two's complement bit patterns.
 	Signed bool
+	// Reduced is the number of resolution levels a JPEG 2000 decode left
+	// out (Want.MinSide): Width and Height are then about 1/2^Reduced of
+	// the stored image's. 0: full size.
+	Reduced int
 }
 
 // Want is what the DICOM header says the frame must be. A codec checks its
@@ -45,6 +49,11 @@ type Want struct {
 	// of its colour (no JFIF or Adobe marker, component IDs neither 1,2,3
 	// nor 'R','G','B') holds RGB or YCbCr.
 	PhotometricRGB bool
+	// MinSide, if positive, lets a JPEG 2000 decode stop at the deepest
+	// wavelet resolution level whose shorter side is still at least
+	// MinSide pixels (Frame.Reduced says which); 0 decodes the full image.
+	// Other codecs ignore it.
+	MinSide int
 }
 
 func (w Want) check(name string, width, height, comps int) error {

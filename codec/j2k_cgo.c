@@ -119,11 +119,13 @@ static int opj_fail(opj_codec_t *c, opj_stream_t *s, opj_image_t *im, const char
 }
 
 // tc_opj_decode decodes a codestream (or JP2 file) whose size the DICOM
-// header predicts; samples come out interleaved as 16-bit words, clamped
+// header predicts, at full size (reduce 0) or with the reduce finest
+// resolution levels left out, to out_w x out_h; samples come out interleaved as 16-bit words, clamped
 // to the component's range (lossy decoding can overshoot), signed ones as
 // two's complement.
 int tc_opj_decode(const unsigned char *src, size_t n, int jp2, unsigned short *out, size_t outcap,
-                  int want_w, int want_h, int want_c, int threads, int *prec, int *sgnd, char *msg, int msglen) {
+                  int want_w, int want_h, int want_c, int reduce, int out_w, int out_h, int threads,
+                  int *prec, int *sgnd, char *msg, int msglen) {
 	struct mem m = {src, n, 0};
 	struct msgbuf mb = {msg, msglen};
 	opj_image_t *im = NULL;
@@ -135,6 +137,9 @@ int tc_opj_decode(const unsigned char *src, size_t n, int jp2, unsigned short *o
 	F.on_info(c, on_quiet, NULL);
 	opj_dparameters_t p;
 	F.defaults(&p);
+	// Discard the reduce finest wavelet levels: each halves both sides
+	// (OpenJPEG checks the count against every COD and COC it reads).
+	p.cp_reduce = (OPJ_UINT32)reduce;
 	if (!F.setup(c, &p)) return opj_fail(c, NULL, NULL, "setup decoder", msg, msglen);
 	// The output does not depend on the thread count (each code-block and
 	// DWT line is computed the same way); a failure leaves one thread.
@@ -162,7 +167,7 @@ int tc_opj_decode(const unsigned char *src, size_t n, int jp2, unsigned short *o
 			return opj_fail(c, s, im, "", msg, msglen);
 		}
 	}
-	if ((size_t)want_w * want_h * want_c > outcap) {
+	if (out_w < 1 || out_h < 1 || out_w > want_w || out_h > want_h || (size_t)out_w * out_h * want_c > outcap) {
 		snprintf(msg, msglen, "frame does not fit the output");
 		return opj_fail(c, s, im, "", msg, msglen);
 	}
@@ -172,13 +177,13 @@ int tc_opj_decode(const unsigned char *src, size_t n, int jp2, unsigned short *o
 	*sgnd = im->comps[0].sgnd;
 	for (int i = 0; i < want_c; i++) {
 		opj_image_comp_t *k = &im->comps[i];
-		if (!k->data || (int)k->w != want_w || (int)k->h != want_h) {
+		if (!k->data || (int)k->w != out_w || (int)k->h != out_h) {
 			snprintf(msg, msglen, "component %d decoded to %ux%u", i, k->w, k->h);
 			return opj_fail(c, s, im, "", msg, msglen);
 		}
 		int lo = k->sgnd ? -(1 << (k->prec - 1)) : 0;
 		int hi = k->sgnd ? (1 << (k->prec - 1)) - 1 : (1 << k->prec) - 1;
-		size_t np = (size_t)want_w * want_h;
+		size_t np = (size_t)out_w * out_h;
 		for (size_t j = 0; j < np; j++) {
 			int v = k->data[j];
 			if (v < lo) v = lo;

@@ -90,6 +90,12 @@ type J2KInfo struct {
 
 	PrecinctPackets          int64 // layers x components x precincts of the main COD
 	Xsiz, Ysiz, XOsiz, YOsiz uint32
+
+	// MinLevels is the fewest decomposition levels of the main header's
+	// COD and COC markers: the most resolution levels a decode may leave
+	// out (a tile's own COD or COC may still allow fewer).
+	MinLevels int
+	cocLevels int // fewest levels of the main header's COCs (32 if none)
 }
 
 // Limits on a JPEG 2000 main header: OpenJPEG sizes per-tile and per-packet
@@ -104,7 +110,7 @@ const (
 // ReadJ2K reads a JPEG 2000 main header (SIZ, COD) and checks it against
 // the limits above.
 func ReadJ2K(b []byte) (J2KInfo, error) {
-	var info J2KInfo
+	info := J2KInfo{cocLevels: 32}
 	cs := b
 	if len(b) >= 12 && string(b[4:8]) == "jP  " {
 		info.JP2 = true
@@ -184,6 +190,7 @@ func ReadJ2K(b []byte) (J2KInfo, error) {
 	if info.Layers == 0 {
 		return info, errors.New("JPEG 2000 main header has no COD marker")
 	}
+	info.MinLevels = min(info.Levels, info.cocLevels)
 	if info.HT && !sawCAP {
 		// OpenJPEG 2.5.0's HT decoder predates upstream hardening (its
 		// fixes #1426, #1436, #1492): an HT codestream that does not
@@ -214,9 +221,11 @@ func (info *J2KInfo) coc(c []byte) error {
 	if int(c[0]) >= info.Comps {
 		return fmt.Errorf("JPEG 2000 COC for component %d of %d", c[0], info.Comps)
 	}
-	if levels := c[k+1]; levels > 32 {
+	levels := c[k+1]
+	if levels > 32 {
 		return fmt.Errorf("JPEG 2000 COC: %d decomposition levels (limit 32)", levels)
 	}
+	info.cocLevels = min(info.cocLevels, int(levels))
 	return codeBlock(c[k+2], c[k+3])
 }
 

@@ -150,6 +150,9 @@ type Model struct {
 type Triage struct {
 	BatchSize int           `yaml:"batch_size"`
 	BatchWait time.Duration `yaml:"batch_wait"`
+	// CUDA: the batching used instead when every model runs on the CUDA
+	// provider (config/cuda.go).
+	CUDA CUDABatching `yaml:"cuda"`
 	// Thresholds for the ensemble (mean COVID-19 probability). Zero means:
 	// a single model's own calibrated thresholds, or for several models the
 	// mean of theirs (run `triaged calibrate` to derive proper ones).
@@ -175,6 +178,8 @@ type Decode struct {
 	MaxElements         int      `yaml:"max_elements"`
 	MaxSequenceDepth    int      `yaml:"max_sequence_depth"`
 	MaxCompressionRatio int      `yaml:"max_compression_ratio"`
+
+	Resolution Resolution `yaml:"resolution"`
 }
 
 type HTTP struct {

@@ -9,6 +9,8 @@ var sectionValidators = []func(*Config) Problems{
 	(*Config).ValidateQuality,
 	func(c *Config) Problems { return c.ResultObjects.Problems() },
 	(*Config).ValidateShadow,
+	(*Config).ValidateResolution,
+	(*Config).ValidateCUDABatching,
 }
 
 // RunDefaults is what `triaged run` uses without a config file (`make run`):

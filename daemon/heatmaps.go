@@ -183,7 +183,7 @@ func (d *Daemon) heatmaps(ctx context.Context, log zerolog.Logger, eng *triage.E
 	}
 	t0 := time.Now()
 	defer func() { a.Timings.HeatmapMS = ms(time.Since(t0)) }()
-	fh := &filmHeatmaps{display: a.Display, filmW: a.Display.Rect.Dx(), filmH: a.Display.Rect.Dy(), crop: a.Input.Crop,
+	fh := &filmHeatmaps{display: a.Display, filmW: a.Header.Columns, filmH: a.Header.Rows, crop: a.Input.Crop,
 		key: publish.AttachmentKey(publish.ResultID(r.Film.SOPInstanceUID, r.ModelSet))}
 
 	// Occlusion first, so it runs while the CAM is rendered and stored.

@@ -22,6 +22,10 @@ type Film struct {
 	Image  *image.Gray
 	// Display says which transforms made Image (modality, VOI, inversion).
 	Display string
+	// Reduced is the number of JPEG 2000 resolution levels the decode left
+	// out (Limits.ReducedMinSide): Image is then about 1/2^Reduced of
+	// Rows x Columns on each side. 0: decoded at full size.
+	Reduced int
 	// Timings says where the decode spent its time (for benchmarks and
 	// the bench's stage breakdown).
 	Timings Timings
@@ -85,7 +89,7 @@ func DecodeContext(ctx context.Context, r io.Reader, size int64, lim Limits) (fi
 		return nil, err
 	}
 	tm.Render = time.Since(t3)
-	return &Film{Header: h, Image: img, Display: desc, Timings: tm, frame: f}, nil
+	return &Film{Header: h, Image: img, Display: desc, Reduced: f.reduced, Timings: tm, frame: f}, nil
 }
 
 // recoverPanic turns a panic anywhere in decoding (a bug this package's
@@ -107,6 +111,9 @@ type frame struct {
 	shift uint
 	// rgb: the codec already turned color into R, G, B.
 	rgb bool
+	// reduced: resolution levels a JPEG 2000 decode left out; w and h are
+	// then the reduced size, not the header's.
+	reduced int
 }
 
 func (f *frame) at(i int) uint32 {
@@ -251,7 +258,8 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	if !ok {
 		return nil, fail(CodeUnsupportedSyntax, "transfer syntax %s is not supported", tsName(l.syntax.UID))
 	}
-	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim), PhotometricRGB: h.Photometric == "RGB"}, h.BitsAllocated)
+	cf, err := dec(data, codec.Want{Width: h.Columns, Height: h.Rows, Components: h.SamplesPerPixel, Threads: codecThreads(lim),
+		PhotometricRGB: h.Photometric == "RGB", MinSide: lim.ReducedMinSide}, h.BitsAllocated)
 	if err != nil {
 		if codec.IsMissing(err) {
 			return nil, wrap(CodeCodecMissing, err)
@@ -260,6 +268,13 @@ func firstFrame(h *Header, lim Limits) (*frame, error) {
 	}
 	if cf.Bits > h.BitsAllocated {
 		return nil, fail(CodeCodec, "codec frame has %d-bit samples, the header allocates %d bits", cf.Bits, h.BitsAllocated)
+	}
+	if cf.Width != f.w || cf.Height != f.h {
+		// Only a reduced JPEG 2000 decode may be smaller, never larger.
+		if cf.Reduced == 0 || cf.Width > f.w || cf.Height > f.h || len(cf.Data16)+len(cf.Data8) < cf.Width*cf.Height*f.spp {
+			return nil, fail(CodeCodec, "codec frame is %dx%d, the header says %dx%d", cf.Width, cf.Height, f.w, f.h)
+		}
+		f.w, f.h, f.reduced = cf.Width, cf.Height, cf.Reduced
 	}
 	f.u8, f.u16, f.rgb = cf.Data8, cf.Data16, cf.RGB
 	return f, nil

@@ -83,6 +83,28 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("image %v for a %dx%d header", film.Image.Rect, h.Columns, h.Rows)
 		}
 		_ = film.Stored()
+		// The reduced-resolution path (JPEG 2000, HTJ2K) on the same bytes,
+		// with a floor of one pixel, so that every level the codestream
+		// declares is left out: it must fail with a reason or give a smaller
+		// well-formed image, within the same bounds.
+		red := fuzzLimits
+		red.ReducedMinSide = 1
+		before = heapAllocs()
+		rf, err := Decode(bytes.NewReader(b), int64(len(b)), red)
+		if used := heapAllocs() - before; used > fuzzAllocBound(len(b)) {
+			t.Fatalf("reduced decode of %d bytes allocated %d bytes", len(b), used)
+		}
+		if err != nil {
+			if CodeOf(err) == CodeInternal {
+				t.Fatalf("reduced decode: error without a reason code: %v", err)
+			}
+			return
+		}
+		dx, dy := rf.Image.Rect.Dx(), rf.Image.Rect.Dy()
+		if dx < 1 || dy < 1 || dx > h.Columns || dy > h.Rows || len(rf.Image.Pix) != dx*dy || (rf.Reduced == 0 && (dx != h.Columns || dy != h.Rows)) {
+			t.Fatalf("reduced decode (level %d): image %v for a %dx%d header", rf.Reduced, rf.Image.Rect, h.Columns, h.Rows)
+		}
+		_ = rf.Stored()
 	})
 }
 
@@ -129,6 +151,22 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	for name, b := range extraFuzzSeeds(t) {
 		write(name, b)
+	}
+	for name, b := range reducedFuzzSeeds(t) {
+		write(name, b)
+	}
+}
+
+// reducedFuzzSeeds are small JPEG 2000 and HTJ2K films with five
+// decomposition levels, so that the reduced-resolution decode has levels
+// to leave out (the syntax films have three on a 40 x 24 image).
+func reducedFuzzSeeds(t *testing.T) map[string][]byte {
+	im := dicomtest.Image{Rows: 48, Columns: 64, BitsAllocated: 16, BitsStored: 12, Pixels: pattern(64, 48, 12, false), Modality: "CR"}
+	return map[string][]byte{
+		"reduce j2k lossless":   j2k(t, im, TSJ2KLossless, "-n", "6"),
+		"reduce j2k lossy":      j2k(t, im, TSJ2K, "-n", "6", "-r", "20"),
+		"reduce htj2k lossless": htj2k(t, im, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "5"),
+		"reduce htj2k lossy":    htj2k(t, im, TSHTJ2K, "-qstep", "0.01", "-num_decomps", "5"),
 	}
 }
 

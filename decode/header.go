@@ -32,6 +32,11 @@ type Limits struct {
 	// CodecThreads is the threads a JPEG 2000 frame may use: 0 gives it
 	// the cores no other decode is using (see codecThreads).
 	CodecThreads int
+	// ReducedMinSide, if positive, decodes JPEG 2000 and HTJ2K films at
+	// the deepest wavelet resolution level whose shorter side is still at
+	// least this many pixels (config decode.resolution); 0 decodes every
+	// film at full size, bit for bit as the reference does.
+	ReducedMinSide int
 }
 
 // DefaultLimits suit chest radiographs with ample margin.

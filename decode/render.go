@@ -53,7 +53,9 @@ func render(h *Header, f *frame) (*image.Gray, string, error) {
 		lo = -int(flip)
 	}
 	index := func(w uint32) uint32 { return ((w >> f.shift) & mask) ^ flip }
-	n := h.Rows * h.Columns
+	// The frame's own size: a reduced-resolution decode is smaller than
+	// the header's Rows x Columns.
+	n := f.w * f.h
 
 	modality, desc := modalityFunc(h)
 	var voi func(float64) float64
@@ -93,7 +95,7 @@ func render(h *Header, f *frame) (*image.Gray, string, error) {
 		}
 		lut[i] = v
 	}
-	img := image.NewGray(image.Rect(0, 0, h.Columns, h.Rows))
+	img := image.NewGray(image.Rect(0, 0, f.w, f.h))
 	out := img.Pix
 	if f.u8 != nil {
 		for i, w := range f.u8[:n] {
@@ -199,8 +201,8 @@ func percentileVOI(hist []int, lo int, modality func(int) float64, n int) (voi f
 }
 
 func renderColor(h *Header, f *frame) (*image.Gray, string, error) {
-	img := image.NewGray(image.Rect(0, 0, h.Columns, h.Rows))
-	n := h.Rows * h.Columns
+	img := image.NewGray(image.Rect(0, 0, f.w, f.h))
+	n := f.w * f.h
 	s8 := func(i int) uint8 { return uint8(min(f.at(i), 255)) }
 	switch {
 	case f.rgb || h.Photometric == "RGB" || h.Photometric == "YBR_RCT" || h.Photometric == "YBR_ICT":
@@ -227,12 +229,12 @@ func renderColor(h *Header, f *frame) (*image.Gray, string, error) {
 // values as their two's complement bit pattern), or the color samples.
 func (f *Film) Stored() image.Image {
 	h, fr := f.Header, f.frame
-	r := image.Rect(0, 0, h.Columns, h.Rows)
-	n := h.Rows * h.Columns
+	r := image.Rect(0, 0, fr.w, fr.h)
+	n := fr.w * fr.h
 	if h.SamplesPerPixel == 3 {
 		img := image.NewNRGBA64(r)
 		for i := 0; i < n; i++ {
-			img.SetNRGBA64(i%h.Columns, i/h.Columns, color.NRGBA64{R: uint16(fr.at(3 * i)), G: uint16(fr.at(3*i + 1)), B: uint16(fr.at(3*i + 2)), A: 0xFFFF})
+			img.SetNRGBA64(i%fr.w, i/fr.w, color.NRGBA64{R: uint16(fr.at(3 * i)), G: uint16(fr.at(3*i + 1)), B: uint16(fr.at(3*i + 2)), A: 0xFFFF})
 		}
 		return img
 	}

@@ -27,6 +27,9 @@ type Analysis struct {
 	Priority triage.Priority
 	Why      string
 	Timings  publish.Timings
+	// Reduced is the JPEG 2000 resolution levels the decode left out
+	// (decode.Film.Reduced); 0: full size.
+	Reduced int
 }
 
 // Analyze decodes, preprocesses and scores one DICOM film. requested is the
@@ -48,7 +51,7 @@ func Decode(ctx context.Context, r io.Reader, size int64, lim decode.Limits) (*A
 	if err != nil {
 		return nil, err
 	}
-	a := &Analysis{Header: film.Header, Display: film.Image}
+	a := &Analysis{Header: film.Header, Display: film.Image, Reduced: film.Reduced}
 	a.Timings.DecodeMS = MS(time.Since(t0))
 	return a, nil
 }
@@ -117,6 +120,9 @@ func (a *Analysis) Message(eng *triage.Engine, src publish.Source, version, host
 		ScoredAt:       time.Now().UTC(),
 		Daemon:         version,
 		Host:           host,
+	}
+	if a.Reduced > 0 {
+		r.Decode = &publish.Decode{Reduced: a.Reduced}
 	}
 	for _, m := range a.Result.Models {
 		r.Models = append(r.Models, publish.ModelScore{Name: m.Name, Version: m.Version, Provider: m.Provider, Probability: m.Probability})

@@ -32,6 +32,7 @@ func DecodeLimits(cfg *config.Config) decode.Limits {
 		MaxElements:         cfg.Decode.MaxElements,
 		MaxDepth:            cfg.Decode.MaxSequenceDepth,
 		MaxCompressionRatio: int64(cfg.Decode.MaxCompressionRatio),
+		ReducedMinSide:      cfg.Decode.Resolution.ReducedMinSide(),
 	}
 }
 
@@ -44,6 +45,9 @@ func EngineOptions(cfg *config.Config) triage.EngineOptions {
 		Urgent:       cfg.Triage.UrgentThreshold,
 		Critical:     cfg.Triage.CriticalThreshold,
 		EscalateStat: cfg.Triage.EscalateStat,
+
+		CUDABatchSize: cfg.Triage.CUDA.Size(),
+		CUDABatchWait: cfg.Triage.CUDA.Wait(),
 	}
 }
 

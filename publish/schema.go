@@ -77,6 +77,14 @@ type Timings struct {
 	BatchSize    int     `json:"batch_size"`
 }
 
+// Decode describes a reduced-resolution decode (config decode.resolution).
+type Decode struct {
+	// Reduced is the number of JPEG 2000 resolution levels left out: the
+	// model's preprocessing started from an image of about 1/2^Reduced of
+	// the film's rows and columns.
+	Reduced int `json:"reduced"`
+}
+
 // Attachment references a heatmap stored in the JetStream object store.
 type Attachment struct {
 	Kind        string `json:"kind"`   // overlay or raw
@@ -129,6 +137,9 @@ type Result struct {
 	// Models), raised no alert, and needs a human look. PriorityReason says
 	// what was measured. Absent on every scored film.
 	NotAssessable string `json:"not_assessable,omitempty"`
+	// Decode says how the film's pixels were decoded when that was not at
+	// full size (absent: full size, bit for bit as the reference).
+	Decode *Decode `json:"decode,omitempty"`
 }
 
 // PriorityNotAssessable is the priority of a film the input-quality gate

@@ -76,6 +76,15 @@ def pick(n, split_path, labels_path):
     return out
 
 
+def test_rows(split_path, labels_path):
+    split = json.load(open(split_path))
+    test = set(split["patients"]["test"])
+    with open(labels_path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["patient_id"] in test]
+    rows.sort(key=lambda r: r["file"])
+    return rows
+
+
 def pixels(path, short, long_, rng):
     im = Image.open(path).convert("L")
     w, h = im.size
@@ -167,7 +176,12 @@ def main():
     ap.add_argument("--data", default=DATA)
     ap.add_argument("--split", default=os.path.join(REPO, "models", "split.json"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--syntaxes", default=",".join(n for n, _, _ in SYNTAXES),
+                    help="comma-separated syntaxes to keep (the native film is always made, as the encoders' input)")
+    ap.add_argument("--all-test", action="store_true",
+                    help="every test-split image once, in file order (the accuracy gates), instead of --n balanced ones")
     a = ap.parse_args()
+    keep = set(a.syntaxes.split(","))
     if not os.path.exists(os.path.join(a.data, "labels.csv")):
         sys.exit(f"the shared data set is not at {a.data}")
     for tool in ("dcmcjpeg", "gdcmconv"):
@@ -175,16 +189,31 @@ def main():
             sys.exit(f"{tool} is missing (apt-get install dcmtk libgdcm-tools)")
     os.makedirs(a.out, exist_ok=True)
     settings = {"n": a.n, "short": a.short, "long": a.long, "seed": a.seed, "version": 1}
+    if a.all_test or keep != {n for n, _, _ in SYNTAXES}:
+        settings.update(all_test=a.all_test, syntaxes=sorted(keep))
     mpath = os.path.join(a.out, "manifest.json")
     if os.path.exists(mpath):
         old = json.load(open(mpath))
-        if old.get("settings") == settings and all(os.path.exists(os.path.join(a.out, f["file"])) for f in old["films"]):
+        if old.get("settings") == settings and not old.get("partial") and all(os.path.exists(os.path.join(a.out, f["file"])) for f in old["films"]):
             print(f"{len(old['films'])} films already in {a.out}")
             return
+    # An interrupted run (partial manifest, same settings) resumes: the films
+    # it listed are kept; the random draws of their images are replayed so
+    # later films come out as an uninterrupted run would make them.
+    done = {}
+    if os.path.exists(mpath):
+        old = json.load(open(mpath))
+        if old.get("settings") == settings and old.get("partial"):
+            for f in old["films"]:
+                if os.path.exists(os.path.join(a.out, f["file"])):
+                    done.setdefault(f["file"][:4], []).append(f)
     rng = np.random.default_rng(a.seed)
     now = datetime.datetime(2026, 11, 26, 9, 0, 0)
     films = []
-    for i, row in enumerate(pick(a.n, a.split, os.path.join(a.data, "labels.csv"))):
+    rows = pick(a.n, a.split, os.path.join(a.data, "labels.csv"))
+    if a.all_test:
+        rows = test_rows(a.split, os.path.join(a.data, "labels.csv"))
+    for i, row in enumerate(rows):
         px = pixels(os.path.join(a.data, row["file"]), a.short, a.long, rng)
         mono1 = i % 2 == 1
         window = None
@@ -192,10 +221,15 @@ def main():
             c = 2048 + int(rng.integers(-160, 161))
             w = 4096 - int(rng.integers(0, 641))
             window = (4095 - c if mono1 else c, w)
+        if len(done.get(f"{i:04d}", [])) == len(keep):
+            films += done[f"{i:04d}"]
+            continue
         base = os.path.join(a.out, f"{i:04d}")
         native = f"{base}-explicit.dcm"
         write_native(native, px, i, row, mono1, window, now)
         for name, ts, cmd in SYNTAXES:
+            if name not in keep:
+                continue
             path = f"{base}-{name}.dcm"
             if cmd:
                 subprocess.run(cmd + [native, path], check=True)
@@ -207,7 +241,12 @@ def main():
                           "syntax": name, "transfer_syntax": ts, "photometric": "MONOCHROME1" if mono1 else "MONOCHROME2",
                           "window": bool(window), "rows": int(px.shape[0]), "columns": int(px.shape[1]),
                           "bytes": os.path.getsize(path)})
-        print(f"{i + 1}/{a.n}: " + ", ".join(f"{f['syntax']} {f['bytes'] / 1e6:.1f} MB" for f in films[-4:]), flush=True)
+        if "explicit" not in keep:
+            os.remove(native)
+        # The manifest so far, so a long run (--all-test) can be used before it ends.
+        with open(mpath, "w") as f:
+            json.dump({"settings": settings, "partial": True, "films": films}, f, indent=1)
+        print(f"{i + 1}/{len(rows)}: " + ", ".join(f"{f['syntax']} {f['bytes'] / 1e6:.1f} MB" for f in films[-len(keep):]), flush=True)
     with open(mpath, "w") as f:
         json.dump({"settings": settings, "films": films}, f, indent=1)
         f.write("\n")

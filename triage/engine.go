@@ -29,6 +29,12 @@ type EngineOptions struct {
 	// Ensemble thresholds; zero means derived from the manifests.
 	Urgent, Critical float64
 	EscalateStat     bool
+
+	// CUDABatchSize and CUDABatchWait replace BatchSize and BatchWait when
+	// every model runs on the CUDA provider (config triage.cuda): a GPU
+	// scores 64 films in about the time it scores one. 0: no change.
+	CUDABatchSize int
+	CUDABatchWait time.Duration
 }
 
 // Engine batches films from concurrent callers through every model and
@@ -96,12 +102,27 @@ func NewEngine(dirs []string, mo Options, eo EngineOptions) (*Engine, error) {
 	}
 	e.Set = ModelSetVersion(mans)
 	e.Thresholds = ensembleThresholds(mans, eo)
+	if eo.CUDABatchSize > 0 && allOn(e.Models, ProviderCUDA) {
+		e.opts.BatchSize, e.opts.BatchWait = eo.CUDABatchSize, eo.CUDABatchWait
+	}
 	if e.opts.BatchSize < 1 {
 		e.opts.BatchSize = 1
 	}
 	e.wg.Add(1)
 	go e.batcher()
 	return e, nil
+}
+
+// BatchSize is the most films the engine scores in one run.
+func (e *Engine) BatchSize() int { return e.Owner().opts.BatchSize }
+
+func allOn(ms []*Model, provider string) bool {
+	for _, m := range ms {
+		if m.Provider != provider {
+			return false
+		}
+	}
+	return len(ms) > 0
 }
 
 // ensembleThresholds: explicit config wins; one model uses its calibration;

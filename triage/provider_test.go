@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -41,5 +42,25 @@ func TestCUDAFallsBackToCPUWithALogLine(t *testing.T) {
 	m.Close()
 	if m.Provider != ProviderCPU || buf.Len() != 0 {
 		t.Errorf("device cpu: provider %s, log %q", m.Provider, buf.String())
+	}
+}
+
+// GPU-sized batching (triage.cuda) applies only when every model runs on
+// CUDA: on the CPU-only library a model asked for CUDA falls back to the
+// CPU, and the engine keeps the CPU batching.
+func TestCUDABatchingOnlyOnCUDA(t *testing.T) {
+	testenv.Slow(t)
+	testenv.ORT(t)
+	e, err := NewEngine([]string{testenv.Model(t, "squeezenet1_1")}, Options{Device: "auto", Log: zerolog.Nop()},
+		EngineOptions{BatchSize: 8, BatchWait: time.Millisecond, CUDABatchSize: 64, CUDABatchWait: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.Models[0].Provider != ProviderCPU || e.BatchSize() != 8 || e.Retuned(EngineOptions{BatchSize: 2}).BatchSize() != 8 {
+		t.Fatalf("provider %s: batch size %d, want the CPU batching (8)", e.Models[0].Provider, e.BatchSize())
+	}
+	if !allOn([]*Model{{Provider: ProviderCUDA}, {Provider: ProviderCUDA}}, ProviderCUDA) || allOn([]*Model{{Provider: ProviderCUDA}, {Provider: ProviderCPU}}, ProviderCUDA) {
+		t.Fatal("allOn")
 	}
 }
