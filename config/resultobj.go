@@ -55,7 +55,8 @@ type PACSDestination struct {
 	// and the dead-letter subject; it must differ from every
 	// deliver.destinations name.
 	Name string `yaml:"name"`
-	// Type: cstore (DICOM C-STORE) or stowrs (DICOMweb STOW-RS).
+	// Type: cstore (DICOM C-STORE), stowrs (DICOMweb STOW-RS) or outbox
+	// (Part 10 files in a folder a gateway picks up).
 	Type string `yaml:"type"`
 	// Address (cstore) is the PACS's host:port; CalledAE its AE title,
 	// CallingAE ours (default TRIAGED).
@@ -66,6 +67,10 @@ type PACSDestination struct {
 	// bearer token.
 	URL       string `yaml:"url"`
 	TokenFile string `yaml:"token_file"`
+	// Dir (outbox) is the folder the files <SOP Instance UID>.dcm are
+	// written into (relative: to the config file's folder); it must exist
+	// when the daemon starts.
+	Dir string `yaml:"dir"`
 	// Priorities the destination takes (empty: every film with objects).
 	Priorities []string `yaml:"priorities"`
 	// Timeout of connecting and of each answer (0: 30s).
@@ -178,18 +183,25 @@ func (r ResultObjects) Problems() Problems {
 			}
 			aeOK("called_ae", d.CalledAE, true)
 			aeOK("calling_ae", d.CallingAE, false)
-			if d.URL != "" || d.TokenFile != "" {
-				add(p+"url", d.URL, "url and token_file do not apply to type cstore")
+			if d.URL != "" || d.TokenFile != "" || d.Dir != "" {
+				add(p+"url", d.URL, "url, token_file and dir do not apply to type cstore")
 			}
 		case "stowrs":
 			if !httpURL(d.URL) {
 				add(p+"url", d.URL, "must be the http(s) URL of the DICOMweb service (…/dicom-web)")
 			}
-			if d.Address != "" || d.CalledAE != "" || d.CallingAE != "" {
-				add(p+"address", d.Address, "address, called_ae and calling_ae do not apply to type stowrs")
+			if d.Address != "" || d.CalledAE != "" || d.CallingAE != "" || d.Dir != "" {
+				add(p+"address", d.Address, "address, called_ae, calling_ae and dir do not apply to type stowrs")
+			}
+		case "outbox":
+			if strings.TrimSpace(d.Dir) == "" {
+				add(p+"dir", d.Dir, "is required for type outbox (the folder the gateway picks files up from)")
+			}
+			if d.Address != "" || d.CalledAE != "" || d.CallingAE != "" || d.URL != "" || d.TokenFile != "" || d.TLS != (DeliverTLS{}) || d.Timeout != 0 {
+				add(p+"type", d.Type, "address, called_ae, calling_ae, url, token_file, tls and timeout do not apply to type outbox")
 			}
 		default:
-			add(p+"type", d.Type, "must be cstore or stowrs")
+			add(p+"type", d.Type, "must be cstore, stowrs or outbox")
 		}
 	}
 	for name, v := range map[string]string{"bucket": r.Bucket, "stream": r.Stream} {

@@ -104,3 +104,40 @@ result_objects:
 		}
 	}
 }
+
+// An outbox destination needs its dir and nothing of the network
+// destinations; dir belongs to outbox only.
+func TestResultObjectsOutbox(t *testing.T) {
+	c, err := Parse([]byte(`
+result_objects:
+  enabled: true
+  destinations:
+    - {name: gateway, type: outbox, dir: /srv/pacs/outbox, priorities: [critical, urgent]}
+`), "/etc/triaged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := c.ResultObjects.Problems(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	if d := c.ResultObjects.Destinations[0]; d.Dir != "/srv/pacs/outbox" || d.Type != "outbox" {
+		t.Errorf("parsed %+v", d)
+	}
+	for _, tc := range []struct {
+		d    PACSDestination
+		path string
+	}{
+		{PACSDestination{Name: "g", Type: "outbox"}, "destinations[0].dir"},
+		{PACSDestination{Name: "g", Type: "outbox", Dir: "  "}, "destinations[0].dir"},
+		{PACSDestination{Name: "g", Type: "outbox", Dir: "/o", URL: "https://x"}, "destinations[0].type"},
+		{PACSDestination{Name: "g", Type: "outbox", Dir: "/o", Timeout: 1}, "destinations[0].type"},
+		{PACSDestination{Name: "g", Type: "outbox", Dir: "/o", TLS: DeliverTLS{CAFile: "ca.pem"}}, "destinations[0].type"},
+		{PACSDestination{Name: "g", Type: "stowrs", URL: "https://x/dicom-web", Dir: "/o"}, "destinations[0].address"},
+		{PACSDestination{Name: "g", Type: "cstore", Address: "p:104", CalledAE: "P", Dir: "/o"}, "destinations[0].url"},
+	} {
+		ps := ResultObjects{Enabled: true, Destinations: []PACSDestination{tc.d}}.Problems()
+		if len(ps) != 1 || ps[0].Path != "result_objects."+tc.path {
+			t.Errorf("%+v: %v, want one problem at %s", tc.d, ps, tc.path)
+		}
+	}
+}

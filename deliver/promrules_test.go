@@ -9,11 +9,13 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/deliver"
+	"github.com/triaged/triaged/deliver/pacs"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // prometheus/alerts.yml refers only to metrics that exist (the daemon's,
-// from metrics/metrics.go, and the delivery collector's), and promtool
+// from metrics/metrics.go, the delivery collector's and the PACS
+// delivery collector's), and promtool
 // accepts it and passes its unit tests.
 func TestPrometheusRules(t *testing.T) {
 	root := testenv.Root()
@@ -35,6 +37,8 @@ func TestPrometheusRules(t *testing.T) {
 	for _, n := range []string{deliver.MetricDeliveries, deliver.MetricPending, deliver.MetricOldest, deliver.MetricFailing, deliver.MetricTickFailed} {
 		known[n] = true
 	}
+	// The PACS deliveries' collector (deliver/pacs).
+	known[pacs.MetricDeliveries], known[pacs.MetricFailing] = true, true
 	for _, m := range regexp.MustCompile(`\btriaged_[a-z_]+`).FindAll(rules, -1) {
 		n := string(m)
 		for _, suf := range []string{"_bucket", "_sum", "_count"} {

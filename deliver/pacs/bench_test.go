@@ -52,3 +52,25 @@ func BenchmarkCStoreFilm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOutboxSend: one film's SR and SC written into an outbox folder
+// (temporary file, fsync, rename, each; then fsync of the folder), what a
+// film waits for before its Ack. Set TMPDIR to measure the gateway's disk.
+func BenchmarkOutboxSend(b *testing.B) {
+	objs := buildObjects(b, films[0]).objs.List()
+	o, err := pacs.NewOutbox(pacs.OutboxOptions{Name: "bench", Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := 0
+	for _, x := range objs {
+		size += len(x.File)
+	}
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for range b.N {
+		if err := o.Send(context.Background(), objs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

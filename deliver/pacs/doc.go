@@ -1,7 +1,9 @@
 // Package pacs delivers a film's DICOM result objects (the SR and the
 // heatmap image the daemon keeps in the record, package resultobj/record)
 // to PACS, durably, over C-STORE (CStore, the project's DICOM upper layer
-// in package dimse) or STOW-RS (STOW).
+// in package dimse) or STOW-RS (STOW), or as files in an outbox folder a
+// gateway picks up (Outbox: <SOP Instance UID>.dcm, written to a
+// temporary name, synced, renamed, the folder synced).
 //
 // Each destination has its own durable JetStream pull consumer
 // "triaged-deliver-<name>" on the result objects stream (<prefix>.objects.>,
@@ -10,10 +12,12 @@
 // one daemon at a time. A message (one film's objects) is acknowledged
 // only after the PACS accepted every object: C-STORE status Success or
 // Warning (Bxxx, logged), STOW-RS every instance in the Referenced SOP
-// Sequence and none in the Failed SOP Sequence, a 202 included.
+// Sequence and none in the Failed SOP Sequence, a 202 included; an outbox
+// once every file and the folder are synced.
 //
 // Failures: a PACS that cannot be reached, aborts, answers 5xx/429 or
-// refuses for want of resources (C-STORE A7xx, 0110, 0213) is retried
+// refuses for want of resources (C-STORE A7xx, 0110, 0213), and an outbox
+// folder that is full, not writable or gone, are retried
 // without limit, with capped exponential backoff and jitter (the rest of
 // the batch is handed back and the destination pauses). A refusal (a SOP
 // class not supported, a data set it cannot understand, STOW-RS 4xx or a

@@ -33,6 +33,9 @@ func daemonConfig(t *testing.T, natsURL string, dests ...config.PACSDestination)
 	cfg.Triage.UrgentThreshold, cfg.Triage.CriticalThreshold = 0.0001, 0.0002
 	cfg.Heatmap.Occlusion.Budget = config.OcclusionBudget{Critical: config.BudgetOff, Urgent: config.BudgetOff}
 	cfg.Route.BodyParts, cfg.Route.ViewPositions = nil, nil // every shared film is scored
+	// The 16x16 shared films are under the input-quality gate's
+	// min_size: not assessable films get no result objects.
+	cfg.Quality.Enabled = false
 	cfg.ResultObjects.Enabled = true
 	cfg.ResultObjects.Destinations = dests
 	cfg.Deliver.MinBackoff, cfg.Deliver.MaxBackoff = 200*time.Millisecond, 2*time.Second
@@ -148,7 +151,8 @@ func tail(s string) string {
 // Films scored by a real daemon arrive in two real PACS (Orthanc), one
 // by C-STORE, one by STOW-RS: the SR and the heatmap SC of each film in
 // the film's own study (same Study Instance UID), in their own series,
-// once per film and model set. Then the C-STORE PACS goes away while more
+// once per film and model set; and as files in an outbox folder. Then
+// the C-STORE PACS goes away while more
 // films are scored: nothing is lost, all arrive once it is back.
 func TestDaemonResultsIntoOrthanc(t *testing.T) {
 	testenv.Slow(t)
@@ -156,9 +160,11 @@ func TestDaemonResultsIntoOrthanc(t *testing.T) {
 	cst := orthanc.Start(t, orthanc.Options{DICOM: true, AET: "PACS"})
 	web := orthanc.Start(t, orthanc.Options{DICOMweb: true})
 	srv := testenv.NATS(t)
+	outbox := t.TempDir()
 	cfg := daemonConfig(t, srv.ClientURL(),
 		config.PACSDestination{Name: "pacs-dimse", Type: "cstore", Address: fmt.Sprintf("127.0.0.1:%d", cst.DICOMPort), CalledAE: "PACS", CallingAE: "TRIAGED"},
-		config.PACSDestination{Name: "pacs-web", Type: "stowrs", URL: web.URL + "/dicom-web"})
+		config.PACSDestination{Name: "pacs-web", Type: "stowrs", URL: web.URL + "/dicom-web"},
+		config.PACSDestination{Name: "gateway", Type: "outbox", Dir: outbox})
 	drop := runDaemon(t, cfg)
 
 	var studies []string
@@ -182,4 +188,9 @@ func TestDaemonResultsIntoOrthanc(t *testing.T) {
 	if ok, why := resultsIn(cst, studies); !ok {
 		t.Errorf("C-STORE PACS after settling: %s", why)
 	}
+	// The outbox folder holds each film's SR and SC, once.
+	testenv.Eventually(t, 30*time.Second, "every film's objects in the outbox", func() bool {
+		dcm, other := outboxFiles(t, outbox)
+		return len(dcm) == 2*len(studies) && len(other) == 0
+	})
 }

@@ -49,6 +49,10 @@ func PACS(cfg *config.Config, js jetstream.JetStream, h Hooks) (*pacs.Delivery, 
 }
 
 func pacsSender(cfg *config.Config, dc config.PACSDestination, h Hooks) (pacs.Sender, error) {
+	if dc.Type == "outbox" {
+		// A missing folder fails the start: a typo is not retried for ever.
+		return pacs.NewOutbox(pacs.OutboxOptions{Name: dc.Name, Priorities: dc.Priorities, Dir: cfg.Resolve(dc.Dir), Log: h.Log})
+	}
 	timeout := dc.Timeout
 	if timeout == 0 {
 		timeout = 30 * time.Second

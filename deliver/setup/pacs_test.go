@@ -144,3 +144,61 @@ func pngOverlay(t *testing.T) []byte {
 	}
 	return b.Bytes()
 }
+
+// An outbox destination's dir is resolved against the config file's
+// folder; a missing one fails the start, naming the destination and the
+// path; an existing one receives the film's objects as
+// <SOP Instance UID>.dcm.
+func TestPACSOutboxFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	yaml := `
+result_objects:
+  enabled: true
+  destinations:
+    - {name: gateway, type: outbox, dir: outbox}
+`
+	cfg, err := config.Parse([]byte(yaml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox := filepath.Join(dir, "outbox")
+	if _, err := setup.PACS(cfg, nil, setup.Hooks{}); err == nil || !strings.Contains(err.Error(), "result_objects.destinations[0] (gateway)") || !strings.Contains(err.Error(), outbox) {
+		t.Errorf("missing outbox dir: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("skipping the delivery under -short: runs an embedded JetStream server")
+	}
+	if err := os.Mkdir(outbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.NATS(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	objs := objects(t)
+	st, err := record.Open(context.Background(), js, record.Options{ManageStreams: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Put(context.Background(), objs, "critical", "ms", "1.2", "1.2.3", "t", "t"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := setup.PACS(cfg, js, setup.Hooks{Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil || d == nil {
+		t.Fatalf("PACS: %v %v", d, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	testenv.Eventually(t, 30*time.Second, "delivered", func() bool { return d.Stats()[0].Delivered == 1 })
+	for _, o := range objs.List() {
+		b, err := os.ReadFile(filepath.Join(outbox, o.SOPInstanceUID+".dcm"))
+		if err != nil || !bytes.Equal(b, o.File) {
+			t.Errorf("%s.dcm: %d bytes (%v), want the object's %d", o.SOPInstanceUID, len(b), err, len(o.File))
+		}
+	}
+}
