@@ -103,7 +103,7 @@ func FuzzFilter(f *testing.F) {
 			t.Fatalf("filter %+v from %q", flt, q)
 		}
 		switch flt.Priority {
-		case "", "critical", "urgent", "routine", "skipped", "error":
+		case "", "critical", "urgent", "routine", "skipped", "error", publish.PriorityNotAssessable:
 		default:
 			t.Fatalf("priority %q", flt.Priority)
 		}
