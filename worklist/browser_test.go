@@ -248,6 +248,27 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.EmulateViewport(1400, 900)); err != nil {
 		t.Fatal(err)
 	}
+
+	// A film the input-quality gate stopped: counted apart live, and its
+	// chip shows it with its reason and no score.
+	na := notAssessable(2, "blank", time.Now().UTC())
+	naKey := e.publishNotAssessable(na)
+	var naRow string
+	err = chromedp.Run(ctx,
+		chromedp.Poll(`document.getElementById("na").textContent === "1" && document.title.endsWith(" · 1 not assessable")`, nil, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.Click(`#na-chip`, chromedp.ByQuery),
+		chromedp.WaitVisible(fmt.Sprintf(`#r-%s`, naKey), chromedp.ByQuery),
+		// The reason must be readable, not cut off by the column.
+		chromedp.Evaluate(fmt.Sprintf(`(() => { const r = document.getElementById("r-%s"), td = r.querySelector(".na-reason");
+			return r.innerText + (r.querySelector("meter") ? " METER" : "") + (!td || td.scrollWidth > td.clientWidth ? " CLIPPED" : ""); })()`, naKey), &naRow),
+	)
+	if err != nil {
+		t.Fatalf("not-assessable film: %v", err)
+	}
+	if !strings.Contains(naRow, "not assessable") || !strings.Contains(naRow, "not scored: blank image") || strings.Contains(naRow, "METER") || strings.Contains(naRow, "CLIPPED") {
+		t.Errorf("not-assessable row reads %q", naRow)
+	}
+	shot("worklist-not-assessable.png", false)
 	var ack *publish.Ack
 	for _, m := range testenv.StreamMessages(t, e.url, alertStream) {
 		if m.Subject == prefix+".alert.ack" {

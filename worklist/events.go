@@ -85,9 +85,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	uc, _ := s.ix.counts()
+	c := s.ix.tally()
 	w.Write([]byte("retry: 2000\n\n"))
-	w.Write(sse("hello", map[string]any{"ready": s.ready.Load(), "uc": uc}))
+	w.Write(sse("hello", map[string]any{"ready": s.ready.Load(), "uc": c.UnackedCritical, "na": c.NotAssessable}))
 	if rc.Flush() != nil {
 		return
 	}

@@ -92,6 +92,7 @@ func FuzzApply(f *testing.F) {
 func FuzzFilter(f *testing.F) {
 	f.Add("tab=events&priority=error&since=1h&ack=no")
 	f.Add("since=-5s&priority=<script>")
+	f.Add("priority=not_assessable&ack=no")
 	f.Fuzz(func(t *testing.T, q string) {
 		v, err := url.ParseQuery(q)
 		if err != nil {
@@ -103,7 +104,7 @@ func FuzzFilter(f *testing.F) {
 			t.Fatalf("filter %+v from %q", flt, q)
 		}
 		switch flt.Priority {
-		case "", "critical", "urgent", "routine", "skipped", "error":
+		case "", "critical", "urgent", "routine", "skipped", "error", publish.PriorityNotAssessable:
 		default:
 			t.Fatalf("priority %q", flt.Priority)
 		}

@@ -48,6 +48,8 @@ var (
 		"ms":     func(t time.Time) int64 { return t.UnixMilli() },
 		"score":  func(f float64) string { return strconv.FormatFloat(f, 'f', 3, 64) },
 		"millis": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"label":  priorityLabel,
+		"na":     notAssessableWords,
 	}).ParseFS(assets, "assets/*.html"))
 )
 
@@ -125,7 +127,7 @@ func (s *Server) filter(q url.Values) Filter {
 		f.Tab = "events"
 	}
 	switch p := q.Get("priority"); p {
-	case "critical", "urgent", "routine", "skipped", "error":
+	case "critical", "urgent", "routine", "skipped", "error", publish.PriorityNotAssessable:
 		f.Priority = p
 	}
 	if v, ok := q["since"]; ok {
@@ -150,6 +152,7 @@ type listPage struct {
 	Total           int
 	Ready           bool
 	UnackedCritical int
+	NotAssessable   int
 	Held            int
 	CanAck          bool
 	Priorities      []string
@@ -166,9 +169,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	f := s.filter(r.URL.Query())
 	now := time.Now()
 	rows, total := s.ix.list(f, now)
-	uc, held := s.ix.counts()
+	t := s.ix.tally()
 	p := listPage{User: userOf(r), CSRF: s.csrfToken(w, r), Filter: f, Total: total, Ready: s.ready.Load(),
-		UnackedCritical: uc, Held: held, CanAck: s.pub != nil, Priorities: []string{"critical", "urgent", "routine"}}
+		UnackedCritical: t.UnackedCritical, NotAssessable: t.NotAssessable, Held: t.Held, CanAck: s.pub != nil,
+		Priorities: []string{"critical", "urgent", publish.PriorityNotAssessable, "routine"}}
 	if f.Tab == "events" {
 		p.Priorities = []string{"skipped", "error"}
 	}
@@ -187,7 +191,7 @@ func (s *Server) handleRows(w http.ResponseWriter, r *http.Request) {
 	f := s.filter(r.URL.Query())
 	now := time.Now()
 	rows, total := s.ix.list(f, now)
-	uc, _ := s.ix.counts()
+	t := s.ix.tally()
 	csrf := s.csrfToken(w, r)
 	var b bytes.Buffer
 	for i := range rows {
@@ -199,7 +203,8 @@ func (s *Server) handleRows(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Triaged-Total", strconv.Itoa(total))
-	w.Header().Set("Triaged-Unacked-Critical", strconv.Itoa(uc))
+	w.Header().Set("Triaged-Unacked-Critical", strconv.Itoa(t.UnackedCritical))
+	w.Header().Set("Triaged-Not-Assessable", strconv.Itoa(t.NotAssessable))
 	w.Write(b.Bytes())
 }
 

@@ -45,16 +45,21 @@ func (e *entry) priority() string {
 // acknowledged).
 func (e *entry) alerted() bool { return len(e.alertIDs) > 0 }
 
+// rank orders the priorities. A film the input-quality gate could not
+// assess comes before the routine films: the model said nothing about it,
+// so a person has to look.
 func rank(priority string) int {
 	switch priority {
 	case "critical":
 		return 0
 	case "urgent":
 		return 1
-	case "routine":
+	case publish.PriorityNotAssessable:
 		return 2
+	case "routine":
+		return 3
 	}
-	return 3
+	return 4
 }
 
 // index holds the newest films in memory, rebuilt from the streams.
@@ -278,14 +283,38 @@ func (ix *index) row(key string, now time.Time) *Row {
 
 // counts returns the unacknowledged critical films and all entries held.
 func (ix *index) counts() (unackedCritical, held int) {
+	t := ix.tally()
+	return t.UnackedCritical, t.Held
+}
+
+// tally is what the page's header counts.
+type tally struct {
+	UnackedCritical int
+	// NotAssessable counts the held films the input-quality gate stopped:
+	// no alert, so they are counted apart from the alerts.
+	NotAssessable int
+	Held          int
+}
+
+func (ix *index) tally() tally {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
+	var t tally
 	for _, e := range ix.byKey {
-		if !e.isEvent() && e.priority() == "critical" && e.alerted() && e.ack == nil {
-			unackedCritical++
+		if e.isEvent() {
+			continue
+		}
+		switch e.priority() {
+		case "critical":
+			if e.alerted() && e.ack == nil {
+				t.UnackedCritical++
+			}
+		case publish.PriorityNotAssessable:
+			t.NotAssessable++
 		}
 	}
-	return unackedCritical, len(ix.byKey)
+	t.Held = len(ix.byKey)
+	return t
 }
 
 // Row is what the page shows of an entry.
@@ -307,6 +336,33 @@ type Row struct {
 	AckAt    time.Time
 	Code     string // events
 	Reason   string
+	// NotAssessable is the input-quality gate's reason in plain words on a
+	// film it stopped ("" on every scored film): such a row shows no score.
+	NotAssessable string
+}
+
+// notAssessableWords says a gate reason code the way a radiologist reads
+// it. An unknown code (a newer daemon) still says the film was not judged.
+func notAssessableWords(code string) string {
+	switch code {
+	case "blank":
+		return "blank image"
+	case "uniform":
+		return "nearly uniform image"
+	case "too_small":
+		return "image too small"
+	case "outside_calibration":
+		return "image unlike the calibration films"
+	}
+	return "image the model could not judge"
+}
+
+// priorityLabel is a priority as the page writes it.
+func priorityLabel(p string) string {
+	if p == publish.PriorityNotAssessable {
+		return "not assessable"
+	}
+	return p
 }
 
 func (e *entry) row(now time.Time) Row {
@@ -328,6 +384,9 @@ func (e *entry) row(now time.Time) Row {
 			ms = append(ms, fmt.Sprintf("%s %.3f", m.Name, m.Probability))
 		}
 		r.Models = strings.Join(ms, ", ")
+		if res.Priority == publish.PriorityNotAssessable {
+			r.NotAssessable = notAssessableWords(res.NotAssessable)
+		}
 	}
 	r.Alerted = e.alerted()
 	if e.ack != nil {

@@ -201,9 +201,9 @@ func (s *Server) subject(x string) string { return s.prefix + "." + x }
 func (s *Server) caughtUp() {
 	if s.pending.Add(-1) == 0 {
 		s.ready.Store(true)
-		uc, held := s.ix.counts()
-		s.log.Info().Int("held", held).Int("unacked_critical", uc).Msg("worklist: streams replayed")
-		s.hub.send(sse("ready", map[string]any{"uc": uc}))
+		t := s.ix.tally()
+		s.log.Info().Int("held", t.Held).Int("unacked_critical", t.UnackedCritical).Int("not_assessable", t.NotAssessable).Msg("worklist: streams replayed")
+		s.hub.send(sse("ready", map[string]any{"uc": t.UnackedCritical, "na": t.NotAssessable}))
 	}
 }
 
@@ -216,7 +216,7 @@ func (s *Server) changed(key string) {
 	if r == nil {
 		return
 	}
-	uc, _ := s.ix.counts()
+	t := s.ix.tally()
 	html, err := s.renderRow(r, "")
 	if err != nil {
 		s.log.Error().Err(err).Msg("worklist: render row")
@@ -224,6 +224,6 @@ func (s *Server) changed(key string) {
 	}
 	s.hub.send(sse("row", map[string]any{
 		"key": r.Key, "tab": r.Tab, "rank": r.Rank, "at": r.At.UnixMilli(), "priority": r.Priority,
-		"acked": r.AckBy != "", "alerted": r.Alerted, "html": html, "uc": uc,
+		"acked": r.AckBy != "", "alerted": r.Alerted, "html": html, "uc": t.UnackedCritical, "na": t.NotAssessable,
 	}))
 }

@@ -61,9 +61,12 @@
     since: Number(body.dataset.since), ack: body.dataset.ack
   };
 
-  function setCount(uc) {
+  let na = Number(document.getElementById("na").textContent);
+  function setCount(uc, n) {
+    if (n !== undefined && n !== null) na = Number(n);
     document.getElementById("uc").textContent = uc;
-    document.title = (uc > 0 ? "(" + uc + ") " : "") + "triaged worklist";
+    document.getElementById("na").textContent = na;
+    document.title = (uc > 0 ? "(" + uc + ") " : "") + "triaged worklist" + (na > 0 ? " · " + na + " not assessable" : "");
   }
   function matches(m) {
     if (m.tab !== filter.tab) return false;
@@ -108,13 +111,14 @@
   function resync() {
     fetch("/rows" + location.search, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error("HTTP " + r.status);
-      const total = r.headers.get("Triaged-Total"), uc = r.headers.get("Triaged-Unacked-Critical");
+      const total = r.headers.get("Triaged-Total"), uc = r.headers.get("Triaged-Unacked-Critical"),
+        n = r.headers.get("Triaged-Not-Assessable");
       return r.text().then(function (html) {
         tbody.innerHTML = html;
         fillCSRF(tbody);
         document.getElementById("shown").textContent = tbody.children.length;
         if (total !== null) document.getElementById("total").textContent = total;
-        if (uc !== null) setCount(Number(uc));
+        if (uc !== null) setCount(Number(uc), n);
       });
     }).catch(function () { /* the next event or reconnect retries */ });
   }
@@ -124,20 +128,21 @@
   es.addEventListener("hello", function (e) {
     const m = JSON.parse(e.data);
     live.textContent = "on";
-    setCount(m.uc);
+    setCount(m.uc, m.na);
     // A reconnect, or a page served before the history was replayed,
     // may have missed rows.
     if (wasReady !== null || !m.ready) resync();
     wasReady = m.ready;
   });
   es.addEventListener("ready", function (e) {
-    setCount(JSON.parse(e.data).uc);
+    const m = JSON.parse(e.data);
+    setCount(m.uc, m.na);
     resync();
   });
   es.addEventListener("row", function (e) {
     const m = JSON.parse(e.data);
     upsert(m);
-    setCount(m.uc);
+    setCount(m.uc, m.na);
   });
   es.onerror = function () { live.textContent = "reconnecting"; };
 })();
