@@ -52,6 +52,10 @@ func TestOrphanedHeatmapChunksAreSwept(t *testing.T) {
 		_, err := st.GetLastMsgForSubject(ctx, orphan)
 		return errors.Is(err, jetstream.ErrMsgNotFound)
 	})
+	// The purge is counted just after it is done.
+	testenv.Eventually(t, 10*time.Second, "the sweep counted", func() bool {
+		return counter(t, d, "triaged_heatmap_orphans_swept_total") >= 1
+	})
 	if v := counter(t, d, "triaged_heatmap_orphans_swept_total"); v != 1 {
 		t.Errorf("triaged_heatmap_orphans_swept_total = %v, want 1", v)
 	}
