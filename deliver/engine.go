@@ -54,7 +54,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"regexp"
 	"slices"
 	"sort"
@@ -373,31 +372,13 @@ func (e *Engine) setup(ctx context.Context) error {
 // consumer creates or updates a durable consumer. Its start point is fixed
 // at creation (Backfill); an update keeps it, as JetStream requires.
 func (e *Engine) consumer(ctx context.Context, durable, desc string, subjects []string, maxAckPending int) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
+	start := time.Now().Add(-e.opts.Backfill)
+	return DurableConsumer(ctx, e.js, e.opts.Stream, jetstream.ConsumerConfig{
 		Durable: durable, Description: desc, FilterSubjects: subjects,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: e.opts.AckWait, MaxDeliver: -1,
 		MaxAckPending: maxAckPending,
-		DeliverPolicy: jetstream.DeliverByStartTimePolicy,
-	}
-	start := time.Now().Add(-e.opts.Backfill)
-	cfg.OptStartTime = &start
-	// Two daemons starting together may both find no consumer and both
-	// create it; the loser's start time differs and is refused, so it
-	// looks again and keeps the winner's.
-	var err error
-	for range 3 {
-		if c, lerr := e.js.Consumer(ctx, e.opts.Stream, durable); lerr == nil {
-			have := c.CachedInfo().Config
-			cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = have.DeliverPolicy, have.OptStartTime, have.OptStartSeq
-		} else if !errors.Is(lerr, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("look up consumer %s on %s: %w", durable, e.opts.Stream, lerr)
-		}
-		var c jetstream.Consumer
-		if c, err = e.js.CreateOrUpdateConsumer(ctx, e.opts.Stream, cfg); err == nil {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("create consumer %s on %s: %w", durable, e.opts.Stream, err)
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
+	})
 }
 
 // Run delivers until ctx ends; call it once. It returns an error only if
@@ -421,7 +402,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return err
 		}
 		e.log.Warn().Err(err).Int("attempt", attempt).Msg("delivery set-up failed; retrying")
-		sleep(ctx, 5*time.Second)
+		Sleep(ctx, 5*time.Second)
 	}
 	close(e.ready)
 	var wg sync.WaitGroup
@@ -450,7 +431,7 @@ func (e *Engine) fetch(ctx context.Context, c jetstream.Consumer) []jetstream.Ms
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) {
 			e.log.Warn().Err(err).Msg("fetch from the alerts stream failed; retrying")
-			sleep(ctx, time.Second)
+			Sleep(ctx, time.Second)
 		}
 		return nil
 	}
@@ -520,7 +501,7 @@ func (e *Engine) deliverLoop(ctx context.Context, s *destState) {
 		if pause := e.deliverBatch(ctx, s, log, e.decode(msgs)); pause > 0 {
 			// Let the delays of the messages handed back run out together,
 			// so they come back as one batch to be ordered.
-			sleep(ctx, pause+50*time.Millisecond)
+			Sleep(ctx, pause+50*time.Millisecond)
 		}
 	}
 }
@@ -657,19 +638,9 @@ func (e *Engine) handBack(hs []*held, delay time.Duration) {
 	}
 }
 
-// backoff is the delay before attempt+1: exponential from MinBackoff,
-// capped at MaxBackoff, with "equal jitter" (half fixed, half random) so a
-// fleet does not retry in lockstep; a receiver's Retry-After wins when
-// longer.
+// backoff is the delay before attempt+1 (Backoff with the options').
 func (e *Engine) backoff(attempt uint64, retryAfter time.Duration) time.Duration {
-	d := e.opts.MaxBackoff
-	if attempt < 32 {
-		if b := e.opts.MinBackoff << (attempt - 1); b > 0 && b < d {
-			d = b
-		}
-	}
-	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
+	return Backoff(attempt, e.opts.MinBackoff, e.opts.MaxBackoff, retryAfter)
 }
 
 // DeadLetterSchema is the schema of dead-letter messages.
@@ -742,7 +713,7 @@ func (e *Engine) track(ctx context.Context, c jetstream.Consumer) {
 					e.log.Warn().Err(err).Msg("active alert set not updated; retrying")
 				}
 				e.handBack(e.decode(msgs[i:]), e.opts.MinBackoff)
-				sleep(ctx, e.opts.MinBackoff)
+				Sleep(ctx, e.opts.MinBackoff)
 				break
 			}
 			_ = m.Ack()
@@ -988,13 +959,4 @@ func (e *Engine) refresh(ctx context.Context, s *destState) {
 	s.mu.Lock()
 	s.pending, s.oldest = pending, oldest
 	s.mu.Unlock()
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

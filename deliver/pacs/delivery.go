@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -186,25 +185,11 @@ func (d *Delivery) setup(ctx context.Context) error {
 // point is fixed at creation (Backfill).
 func (d *Delivery) consumer(ctx context.Context, s *dest) (jetstream.Consumer, error) {
 	start := time.Now().Add(-d.opts.Backfill)
-	cfg := jetstream.ConsumerConfig{
+	return deliver.DurableConsumer(ctx, d.js, d.opts.Stream, jetstream.ConsumerConfig{
 		Durable: s.durable, Description: "triaged result objects to PACS " + s.s.Name(), FilterSubjects: d.subjects(s.s),
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: d.opts.AckWait, MaxDeliver: -1,
 		MaxAckPending: max(1000, 4*d.opts.Batch), DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
-	}
-	var err error
-	for range 3 { // two daemons creating it at once: keep the winner's start
-		if c, lerr := d.js.Consumer(ctx, d.opts.Stream, s.durable); lerr == nil {
-			have := c.CachedInfo().Config
-			cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = have.DeliverPolicy, have.OptStartTime, have.OptStartSeq
-		} else if !errors.Is(lerr, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("look up consumer %s on %s: %w", s.durable, d.opts.Stream, lerr)
-		}
-		var c jetstream.Consumer
-		if c, err = d.js.CreateOrUpdateConsumer(ctx, d.opts.Stream, cfg); err == nil {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("create consumer %s on %s: %w", s.durable, d.opts.Stream, err)
+	})
 }
 
 // Run delivers until ctx ends; call it once. It returns an error only if
@@ -223,7 +208,7 @@ func (d *Delivery) Run(ctx context.Context) error {
 			return err
 		}
 		d.log.Warn().Err(err).Int("attempt", attempt).Msg("PACS delivery set-up failed; retrying")
-		sleep(ctx, 5*time.Second)
+		deliver.Sleep(ctx, 5*time.Second)
 	}
 	close(d.ready)
 	var wg sync.WaitGroup
@@ -245,7 +230,7 @@ func (d *Delivery) loop(ctx context.Context, s *dest) {
 		pause := d.deliverBatch(ctx, s, log, msgs)
 		s.s.EndBurst() // the burst is over: release the association
 		if pause > 0 {
-			sleep(ctx, pause+50*time.Millisecond)
+			deliver.Sleep(ctx, pause+50*time.Millisecond)
 		}
 	}
 }
@@ -259,7 +244,7 @@ func (d *Delivery) fetch(ctx context.Context, c jetstream.Consumer, log zerolog.
 	if err != nil {
 		if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 			log.Warn().Err(err).Msg("fetch from the result objects stream failed; retrying")
-			sleep(ctx, time.Second)
+			deliver.Sleep(ctx, time.Second)
 		}
 		return nil
 	}
@@ -417,18 +402,10 @@ func classify(err error) *deliver.SendError {
 	return &deliver.SendError{Retryable: true, Err: err}
 }
 
-// backoff is the delay before attempt+1: exponential from MinBackoff,
-// capped at MaxBackoff, half of it random so a fleet does not retry in
-// lockstep; the PACS's Retry-After wins when longer.
+// backoff is the delay before attempt+1; the PACS's Retry-After wins
+// when longer.
 func (d *Delivery) backoff(attempt uint64, retryAfter time.Duration) time.Duration {
-	b := d.opts.MaxBackoff
-	if attempt >= 1 && attempt < 32 {
-		if x := d.opts.MinBackoff << (attempt - 1); x > 0 && x < b {
-			b = x
-		}
-	}
-	b = b/2 + rand.N(b/2+1)
-	return max(b, retryAfter)
+	return deliver.Backoff(attempt, d.opts.MinBackoff, d.opts.MaxBackoff, retryAfter)
 }
 
 func (d *Delivery) deadLetter(ctx context.Context, s *dest, m jetstream.Msg, md *jetstream.MsgMetadata, rm *record.Message, se *deliver.SendError) error {
@@ -515,13 +492,4 @@ func (d *Delivery) Health() error {
 		return fmt.Errorf("PACS deliveries failing: %s", strings.Join(bad, "; "))
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
