@@ -255,6 +255,8 @@ BENCH_LATENCY_FILMS ?= 100
 BENCH_NATS_SECONDS ?= 45s
 BENCH_BACKLOG  ?= 10000
 BENCH_FLAGS    ?=
+# The int8 default model beside the fp32 one (issue 18); empty: skip.
+BENCH_INT8_MODEL ?= $(wildcard models/int8/squeezenet1_1-int8)
 
 bench-deps:
 	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_BENCH)"
@@ -273,7 +275,7 @@ bench: build ort films
 	$(GO) build -o bin/triaged-bench ./cmd/triaged-bench
 	bin/triaged-bench -films $(FILMS_DIR) -out $(BENCH_OUT) -default-model $(BENCH_DEFAULT_MODEL) -models "$(BENCH_MODELS)" \
 		-seconds $(BENCH_SECONDS) -rate $(BENCH_RATE) -latency-films $(BENCH_LATENCY_FILMS) -nats-seconds $(BENCH_NATS_SECONDS) \
-		-backlog $(BENCH_BACKLOG) -python $(PYTHON) $(BENCH_FLAGS)
+		-backlog $(BENCH_BACKLOG) -python $(PYTHON) -int8-model "$(BENCH_INT8_MODEL)" $(BENCH_FLAGS)
 
 # A few minutes: checks the harness end to end, measures nothing worth quoting.
 bench-quick:

@@ -38,6 +38,11 @@ type Options struct {
 
 	DefaultModel string   // the default setup's model
 	Ensemble     []string // the ensemble setups' models
+	// Reduced adds the default model with decode.resolution.mode: reduced
+	// (issue 18's option, not the default: docs/performance.md has its
+	// gate); Int8Model, when set, adds that quantized model alone.
+	Reduced   bool
+	Int8Model string
 
 	Phase        time.Duration // saturated throughput phase, per setup
 	Outstanding  int           // films kept in the drop folder while saturating
@@ -110,6 +115,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if len(o.Ensemble) == 0 {
 		setups = setups[:1]
+	}
+	// Options beside the defaults, after them so the reference pairs with
+	// the first two setups.
+	if o.Reduced {
+		setups = append(setups, Setup{Name: "default model, reduced decode", Models: []string{o.DefaultModel},
+			Extra: map[string]any{"decode": map[string]any{"resolution": map[string]any{"mode": "reduced"}}}})
+	}
+	if o.Int8Model != "" {
+		setups = append(setups, Setup{Name: "default model, int8", Models: []string{o.Int8Model}})
 	}
 	for i, s := range setups {
 		logf("setup %q: %s", s.Name, strings.Join(baseNames(s.Models), ", "))

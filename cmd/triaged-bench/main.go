@@ -28,6 +28,8 @@ func main() {
 	flag.StringVar(&binary, "binary", "bin/triaged", "the daemon binary")
 	flag.StringVar(&o.DefaultModel, "default-model", "models/squeezenet1_1", "the default setup's model directory")
 	flag.StringVar(&models, "models", "", "comma-separated model directories of the ensemble (empty: no ensemble setups)")
+	flag.BoolVar(&o.Reduced, "reduced", true, "also measure the default model with reduced-resolution JPEG 2000 decode (decode.resolution.mode: reduced)")
+	flag.StringVar(&o.Int8Model, "int8-model", "", "also measure this quantized model alone (e.g. models/int8/squeezenet1_1-int8; empty: skip)")
 	flag.DurationVar(&o.Phase, "seconds", 120*time.Second, "saturated throughput phase per setup")
 	flag.IntVar(&o.Outstanding, "outstanding", 24, "films kept waiting while saturating")
 	flag.Float64Var(&o.Rate, "rate", 1, "offered load of the latency phase, films/s")
