@@ -42,7 +42,7 @@ func newResultObjects(ctx context.Context, cfg *config.Config, js jetstream.JetS
 	return &resultObjects{cfg: cfg.ResultObjects, opts: ro, store: st}, nil
 }
 
-// storeResultObjects builds and stores film it's result objects when the
+// storeResultObjects builds and stores a film's result objects when the
 // section wants its priority. A film whose objects cannot be built (its
 // attributes do not allow it) is logged and counted, never failed: its
 // result is stored already. The only error is ctx ending while NATS is
@@ -60,14 +60,20 @@ func (d *Daemon) storeResultObjects(ctx context.Context, log zerolog.Logger, it 
 		fh.camOverlay = nil // not needed past this point
 	}
 	src, err := d.readSource(it)
-	if err != nil {
-		if ingest.Transient(err) {
-			// The film was readable a moment ago: try again, like a publish.
-			return d.durably(ctx, "read film for result objects", func(context.Context) error {
-				src, err = d.readSource(it)
-				return err
-			})
+	if err != nil && ingest.Transient(err) {
+		// The film was readable a moment ago: try again, like a publish,
+		// then build from what was read.
+		if derr := d.durably(ctx, "read film for result objects", func(context.Context) error {
+			src, err = d.readSource(it)
+			if err != nil && !ingest.Transient(err) {
+				return nil // a lasting error: stop retrying, handled below
+			}
+			return err
+		}); derr != nil {
+			return derr
 		}
+	}
+	if err != nil {
 		log.Warn().Err(err).Msg("result objects not built: the film's attributes cannot be read")
 		return nil
 	}
