@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,4 +58,39 @@ func Sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// Failing is a destination's current run of retryable failures: when it
+// began, the last error, how many in a row. Safe for concurrent use.
+type Failing struct {
+	mu    sync.Mutex
+	since time.Time
+	last  string
+	n     uint64
+}
+
+// OK ends the run: the last attempt succeeded.
+func (f *Failing) OK() {
+	f.mu.Lock()
+	f.since, f.last, f.n = time.Time{}, "", 0
+	f.mu.Unlock()
+}
+
+// Fail records a retryable failure and returns how many in a row.
+func (f *Failing) Fail(err error) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.since.IsZero() {
+		f.since = time.Now()
+	}
+	f.last = err.Error()
+	f.n++
+	return f.n
+}
+
+// State is when the run began (zero: not failing) and its last error.
+func (f *Failing) State() (since time.Time, lastErr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.since, f.last
 }

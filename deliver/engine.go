@@ -247,12 +247,11 @@ type destState struct {
 
 	delivered, retries, dead, skipped, redelivered, tickFailed atomic.Uint64
 
-	mu           sync.Mutex
-	failures     uint64 // consecutive retryable failures
-	failingSince time.Time
-	lastErr      string
-	pending      uint64
-	oldest       time.Duration
+	failing Failing
+
+	mu      sync.Mutex
+	pending uint64
+	oldest  time.Duration
 }
 
 // New checks the options and destinations; Run does the I/O.
@@ -835,23 +834,10 @@ func (s *destState) count(e *Engine, o Outcome) {
 	}
 }
 
-func (s *destState) ok() {
-	s.mu.Lock()
-	s.failingSince, s.lastErr, s.failures = time.Time{}, "", 0
-	s.mu.Unlock()
-}
+func (s *destState) ok() { s.failing.OK() }
 
 // fail records a retryable failure and returns how many in a row.
-func (s *destState) fail(se *SendError) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failingSince.IsZero() {
-		s.failingSince = time.Now()
-	}
-	s.lastErr = se.Error()
-	s.failures++
-	return s.failures
-}
+func (s *destState) fail(se *SendError) uint64 { return s.failing.Fail(se) }
 
 // Stats is one destination's figures.
 type Stats struct {
@@ -878,10 +864,11 @@ type Stats struct {
 func (e *Engine) Stats() []Stats {
 	out := make([]Stats, 0, len(e.dests))
 	for _, s := range e.dests {
+		since, last := s.failing.State()
 		s.mu.Lock()
 		st := Stats{Destination: s.d.Name(), Delivered: s.delivered.Load(), Retries: s.retries.Load(),
 			DeadLetters: s.dead.Load(), Skipped: s.skipped.Load(), Redelivered: s.redelivered.Load(), TickFailures: s.tickFailed.Load(),
-			Pending: s.pending, Oldest: s.oldest, FailingSince: s.failingSince, LastError: s.lastErr}
+			Pending: s.pending, Oldest: s.oldest, FailingSince: since, LastError: last}
 		s.mu.Unlock()
 		out = append(out, st)
 	}

@@ -112,10 +112,7 @@ type dest struct {
 
 	delivered, retries, dead, redelivered atomic.Uint64
 
-	mu           sync.Mutex
-	failures     uint64
-	failingSince time.Time
-	lastErr      string
+	failing deliver.Failing
 }
 
 // New checks the options and senders; Run does the I/O.
@@ -450,32 +447,18 @@ func (d *Delivery) count(s *dest, o deliver.Outcome) {
 	}
 }
 
-func (s *dest) ok() {
-	s.mu.Lock()
-	s.failingSince, s.lastErr, s.failures = time.Time{}, "", 0
-	s.mu.Unlock()
-}
+func (s *dest) ok() { s.failing.OK() }
 
-func (s *dest) fail(se *deliver.SendError) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failingSince.IsZero() {
-		s.failingSince = time.Now()
-	}
-	s.lastErr = se.Error()
-	s.failures++
-	return s.failures
-}
+func (s *dest) fail(se *deliver.SendError) uint64 { return s.failing.Fail(se) }
 
 // Stats returns every destination's figures without I/O (Pending and
 // Oldest are not tracked here).
 func (d *Delivery) Stats() []deliver.Stats {
 	out := make([]deliver.Stats, 0, len(d.dests))
 	for _, s := range d.dests {
-		s.mu.Lock()
+		since, last := s.failing.State()
 		out = append(out, deliver.Stats{Destination: s.s.Name(), Delivered: s.delivered.Load(), Retries: s.retries.Load(),
-			DeadLetters: s.dead.Load(), Redelivered: s.redelivered.Load(), FailingSince: s.failingSince, LastError: s.lastErr})
-		s.mu.Unlock()
+			DeadLetters: s.dead.Load(), Redelivered: s.redelivered.Load(), FailingSince: since, LastError: last})
 	}
 	return out
 }
