@@ -240,8 +240,9 @@ heatmap-check: build ort
 # --- performance (docs/performance.md): realistic films, end-to-end bench
 .PHONY: films bench bench-quick bench-models bench-deps
 # Python tooling of the bench: the PyTorch reference (pydicom with GDCM for
-# JPEG lossless and JPEG 2000) and the film generator's encoders.
-DEB_BENCH      := python3-torch python3-torchvision python3-onnx python3-pil python3-pydicom python3-gdcm python3-numpy dcmtk libgdcm-tools
+# JPEG lossless and JPEG 2000; Pillow's OpenJPEG for HTJ2K) and the film
+# generator's encoders (dcmtk, GDCM, OpenJPH for the HTJ2K films).
+DEB_BENCH      := python3-torch python3-torchvision python3-onnx python3-pil python3-pydicom python3-gdcm python3-numpy dcmtk libgdcm-tools openjph-tools
 FILMS_DIR      ?= var/films
 FILMS_N        ?= 24
 BENCH_OUT      ?= out/bench
@@ -255,14 +256,17 @@ BENCH_LATENCY_FILMS ?= 100
 BENCH_NATS_SECONDS ?= 45s
 BENCH_BACKLOG  ?= 10000
 BENCH_FLAGS    ?=
-# The int8 default model beside the fp32 one (issue 18); empty: skip.
+# The int8 default model and the int8 ensemble beside the fp32 ones, and
+# both with reduced-resolution decode (issue 18); empty or 0: skip.
 BENCH_INT8_MODEL ?= $(wildcard models/int8/squeezenet1_1-int8)
+BENCH_INT8_MODELS ?= $(wildcard models/int8/*-int8)
+BENCH_REDUCED  ?= 1
 
 bench-deps:
 	@$(MAKE) --no-print-directory install-debs DEBS="$(DEB_BENCH)"
 
-# Full-size DICOM films (4 transfer syntaxes x FILMS_N images of the test
-# split) into an ignored folder: derived from ../shared/data, never commit them.
+# Full-size DICOM films (5 transfer syntaxes x FILMS_N images of the test
+# split: explicit, jpegll, j2kll, j2k, htj2kll) into an ignored folder: derived from ../shared/data, never commit them.
 films: bench-deps
 	$(PYTHON) scripts/gen-films.py --out $(FILMS_DIR) --n $(FILMS_N)
 
@@ -275,27 +279,39 @@ bench: build ort films
 	$(GO) build -o bin/triaged-bench ./cmd/triaged-bench
 	bin/triaged-bench -films $(FILMS_DIR) -out $(BENCH_OUT) -default-model $(BENCH_DEFAULT_MODEL) -models "$(BENCH_MODELS)" \
 		-seconds $(BENCH_SECONDS) -rate $(BENCH_RATE) -latency-films $(BENCH_LATENCY_FILMS) -nats-seconds $(BENCH_NATS_SECONDS) \
-		-backlog $(BENCH_BACKLOG) -python $(PYTHON) -int8-model "$(BENCH_INT8_MODEL)" $(BENCH_FLAGS)
+		-backlog $(BENCH_BACKLOG) -python $(PYTHON) -int8-model "$(BENCH_INT8_MODEL)" -int8-models "$(BENCH_INT8_MODELS)" \
+		-reduced=$(if $(filter 1 true yes,$(BENCH_REDUCED)),true,false) $(BENCH_FLAGS)
 
 # A few minutes: checks the harness end to end, measures nothing worth quoting.
 bench-quick:
 	$(MAKE) --no-print-directory bench BENCH_FLAGS=-quick BENCH_OUT=out/bench-quick
 
 # --- issue 18's accuracy gates (docs/performance.md); need ../shared/data
-.PHONY: films-gate gate-resolution int8 gate-int8
+.PHONY: films-gate gate-resolution films-gate-htj2k gate-resolution-htj2k int8 gate-int8
 GATE_FILMS     ?= var/films-gate
+GATE_SYNTAXES  ?= j2kll,j2k
+GATE_FILMS_HTJ2K ?= var/films-gate-htj2k
 GATE_ENSEMBLE  ?= -urgent 0.269455 -critical 0.926611
 INT8_MODELS    ?= squeezenet1_1 resnet18 densenet121 resnet50
 # Every test-split image as a full-size JPEG 2000 film, lossless and lossy
 # (long: about 2 CPU-seconds of encoding per film).
 films-gate: bench-deps
-	$(PYTHON) scripts/gen-films.py --out $(GATE_FILMS) --all-test --syntaxes j2kll,j2k
+	$(PYTHON) scripts/gen-films.py --out $(GATE_FILMS) --all-test --syntaxes $(GATE_SYNTAXES)
+
+# The same images as HTJ2K lossless films (OpenJPH; about 1 s per film).
+films-gate-htj2k:
+	$(MAKE) --no-print-directory films-gate GATE_FILMS=$(GATE_FILMS_HTJ2K) GATE_SYNTAXES=htj2kll
 
 # Reduced-resolution vs full-size decode, the four models and the ensemble,
 # on the gate films and the shared JPEG 2000 films.
 gate-resolution: ort
 	$(GO) run ./bench/gate -films $(GATE_FILMS) -extra ../shared/data/dicom/original/RG1_J2KI.dcm,../shared/data/dicom/original/RG3_J2KI.dcm \
 		-models $(BENCH_MODELS) $(GATE_ENSEMBLE) -b-floor 448 -o out/gate-resolution
+
+# The same gate on the HTJ2K lossless films.
+gate-resolution-htj2k: ort
+	$(GO) run ./bench/gate -films $(GATE_FILMS_HTJ2K) \
+		-models $(BENCH_MODELS) $(GATE_ENSEMBLE) -b-floor 448 -o out/gate-resolution-htj2k
 
 # int8 models (training/quantize.py), calibrated on 100 training-split images, into var/int8/NAME-int8.
 int8: ort

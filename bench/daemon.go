@@ -32,6 +32,9 @@ type Setup struct {
 	Shipped bool `json:"shipped_defaults"`
 	// Extra is merged into the YAML (e.g. {"onnxruntime": {"intra_op_threads": 1}}).
 	Extra map[string]any `json:"extra,omitempty"`
+	// Ref is the PyTorch reference run this setup's throughput is compared
+	// with: 1 the default model's, 2 the ensemble's; 0 none.
+	Ref int `json:"reference,omitempty"`
 }
 
 // instance is a daemon started for one setup.

@@ -97,6 +97,10 @@ func syntaxName(ts string) string {
 		return "j2kll"
 	case "1.2.840.10008.1.2.4.91":
 		return "j2k"
+	case "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202":
+		return "htj2kll"
+	case "1.2.840.10008.1.2.4.203":
+		return "htj2k"
 	case "1.2.840.10008.1.2.5":
 		return "rle"
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -74,17 +75,20 @@ type SetupResult struct {
 
 // PhaseResult is one phase of a setup.
 type PhaseResult struct {
-	Source             string             `json:"source,omitempty"` // folder, nats
-	Offered            string             `json:"offered_load,omitempty"`
-	Films              int                `json:"films"`
-	Seconds            float64            `json:"seconds"`
-	FilmsPerS          float64            `json:"films_per_s"`
-	Errors             int                `json:"errors"`
-	ErrorCodes         []string           `json:"error_codes,omitempty"`
-	DropToResult       Dist               `json:"drop_to_result"`
-	DropToAlert        Dist               `json:"drop_to_alert"`
-	StageMS            map[string]float64 `json:"stage_ms,omitempty"`
-	DecodeMSBySyntax   map[string]float64 `json:"decode_ms_by_syntax,omitempty"`
+	Source           string             `json:"source,omitempty"` // folder, nats
+	Offered          string             `json:"offered_load,omitempty"`
+	Films            int                `json:"films"`
+	Seconds          float64            `json:"seconds"`
+	FilmsPerS        float64            `json:"films_per_s"`
+	Errors           int                `json:"errors"`
+	ErrorCodes       []string           `json:"error_codes,omitempty"`
+	DropToResult     Dist               `json:"drop_to_result"`
+	DropToAlert      Dist               `json:"drop_to_alert"`
+	StageMS          map[string]float64 `json:"stage_ms,omitempty"`
+	DecodeMSBySyntax map[string]float64 `json:"decode_ms_by_syntax,omitempty"`
+	// Decode + preprocess wall ms per film by syntax, from the results'
+	// stage timings (films known by their SOP Instance UID).
+	PrepMSBySyntax     map[string]float64 `json:"decode_preprocess_ms_by_syntax,omitempty"`
 	InferenceMSByModel map[string]float64 `json:"inference_batch_ms_by_model,omitempty"`
 	MeanBatch          float64            `json:"mean_batch"`
 	DaemonCores        float64            `json:"daemon_cpu_cores"`
@@ -132,6 +136,19 @@ func (r *Report) ratio(i int) float64 {
 	return r.Setups[i].Throughput.FilmsPerS / r.Reference[i].FilmsPerS
 }
 
+// reference is the PyTorch reference run setup s is compared with (the
+// same model set's), or nil.
+func (r *Report) reference(s *SetupResult) *RefResult {
+	if i := s.Setup.Ref - 1; i >= 0 && i < len(r.Reference) && r.Reference[i].FilmsPerS > 0 {
+		return &r.Reference[i]
+	}
+	return nil
+}
+
+// issue18Targets are issue 18's throughput targets vs the reference, by
+// Setup.Ref: the default model at least 5x, the ensemble at least 4x.
+var issue18Targets = map[int]float64{1: 5, 2: 4}
+
 // finish evaluates the targets.
 func (r *Report) finish() {
 	r.Targets = nil
@@ -145,6 +162,22 @@ func (r *Report) finish() {
 				Met:      x >= want,
 			})
 		}
+	}
+	// Issue 18's targets for every setup with a reference: the shipped
+	// exact fp32 ones and the reduced-decode and int8 options alike.
+	for i := range r.Setups {
+		s := &r.Setups[i]
+		ref, want := r.reference(s), issue18Targets[s.Setup.Ref]
+		if ref == nil || want == 0 {
+			continue
+		}
+		x := s.Throughput.FilmsPerS / ref.FilmsPerS
+		r.Targets = append(r.Targets, TargetOutcome{
+			What:     fmt.Sprintf("throughput, %s, vs the PyTorch reference (issue 18)", s.Setup.Name),
+			Target:   fmt.Sprintf(">= %gx", want),
+			Measured: fmt.Sprintf("%.2fx (%.2f vs %.2f films/s)", x, s.Throughput.FilmsPerS, ref.FilmsPerS),
+			Met:      x >= want,
+		})
 	}
 	if s := r.setup("ensemble + CAM heatmaps"); s != nil && s.Latency.DropToAlert.N > 0 {
 		p := s.Latency.DropToAlert.P99
@@ -255,11 +288,12 @@ func (r *Report) Markdown() string {
 
 	p("| setup | films/s | PyTorch reference films/s | ratio | drop->result p50 / p95 / p99 ms | drop->alert p50 / p95 / p99 ms (n) | peak RSS | daemon CPU (cores) |\n")
 	p("|---|---|---|---|---|---|---|---|\n")
-	for i, s := range r.Setups {
+	for i := range r.Setups {
+		s := &r.Setups[i]
 		ref, ratio := "", ""
-		if i < len(r.Reference) {
-			ref = fmt.Sprintf("%.2f", r.Reference[i].FilmsPerS)
-			ratio = fmt.Sprintf("%.2fx", r.ratio(i))
+		if rr := r.reference(s); rr != nil {
+			ref = fmt.Sprintf("%.2f", rr.FilmsPerS)
+			ratio = fmt.Sprintf("%.2fx", s.Throughput.FilmsPerS/rr.FilmsPerS)
 		}
 		l := s.Latency
 		alert := "no alerts"
@@ -294,6 +328,7 @@ func (r *Report) Markdown() string {
 			strings.Join(dec, ", "), t.StageMS["preprocess"], strings.Join(inf, ", "), t.MeanBatch, t.StageMS["heatmap"], t.StageMS["publish"], t.Errors)
 	}
 	p("\n")
+	r.syntaxMarkdown(p)
 	if len(r.Reference) > 0 {
 		p("PyTorch reference (%s, %d torch threads; mean ms per film):\n\n", r.Reference[0].Versions, r.Reference[0].Threads)
 		p("| models | films | load (decode + display, by syntax) | preprocess | inference per model |\n|---|---|---|---|---|\n")
@@ -334,6 +369,9 @@ func (r *Report) Markdown() string {
 			p("| CAM heatmap (%s): map, overlay, PNG, raw | %.1f |\n", k, st.HeatmapMS[k])
 		}
 		p("| publish result / result + alert (fsync) | %.1f / %.1f |\n\n", st.PublishResultMS, st.PublishAlertMS)
+		if st.CPU != nil {
+			st.CPU.markdown(p, r.Machine.Cores)
+		}
 	}
 	if b := r.Backlog; b != nil {
 		var pr []string
@@ -353,4 +391,54 @@ func (r *Report) Markdown() string {
 		p("Execution providers: %s.\n", strings.Join(prov, ", "))
 	}
 	return w.String()
+}
+
+// syntaxMarkdown writes the daemon's decode + preprocess wall time per film
+// by transfer syntax for every setup (saturated phase).
+func (r *Report) syntaxMarkdown(p func(string, ...any)) {
+	var syn []string
+	for _, s := range r.Setups {
+		for k := range s.Throughput.PrepMSBySyntax {
+			syn = appendUnique(syn, k)
+		}
+	}
+	if len(syn) == 0 {
+		return
+	}
+	syn = orderSyntaxes(syn)
+	p("Decode + preprocess by transfer syntax in the daemon (saturated throughput phase, mean wall ms per film from the results' stage timings; under load, so wall time includes waiting for a core):\n\n")
+	p("| setup | %s |\n|---|%s\n", strings.Join(syn, " | "), strings.Repeat("---|", len(syn)))
+	for _, s := range r.Setups {
+		var cs []string
+		for _, k := range syn {
+			if v, ok := s.Throughput.PrepMSBySyntax[k]; ok {
+				cs = append(cs, fmt.Sprintf("%.0f", v))
+			} else {
+				cs = append(cs, "")
+			}
+		}
+		p("| %s | %s |\n", s.Setup.Name, strings.Join(cs, " | "))
+	}
+	p("\n")
+}
+
+// orderSyntaxes puts the film set's syntaxes in make films' order, others
+// after them by name.
+func orderSyntaxes(syn []string) []string {
+	order := map[string]int{"explicit": 1, "jpegll": 2, "j2kll": 3, "j2k": 4, "htj2kll": 5, "htj2k": 6}
+	out := append([]string(nil), syn...)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := order[out[i]], order[out[j]]
+		if a == 0 {
+			a = 100
+		}
+		if b == 0 {
+			b = 100
+		}
+		if a != b {
+			return a < b
+		}
+		return out[i] < out[j]
+	})
+	return out
 }

@@ -43,6 +43,9 @@ type Options struct {
 	// gate); Int8Model, when set, adds that quantized model alone.
 	Reduced   bool
 	Int8Model string
+	// Int8Ensemble, when set, adds these quantized models as an ensemble
+	// (each with its manifest's thresholds, as the fp32 ensemble).
+	Int8Ensemble []string
 
 	Phase        time.Duration // saturated throughput phase, per setup
 	Outstanding  int           // films kept in the drop folder while saturating
@@ -86,12 +89,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			*p = abs
 		}
 	}
-	for i, m := range o.Ensemble {
-		abs, err := filepath.Abs(m)
-		if err != nil {
-			return nil, err
+	for _, ms := range [][]string{o.Ensemble, o.Int8Ensemble} {
+		for i, m := range ms {
+			abs, err := filepath.Abs(m)
+			if err != nil {
+				return nil, err
+			}
+			ms[i] = abs
 		}
-		o.Ensemble[i] = abs
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
@@ -108,23 +113,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.FilmSet = describeFilms(o.Films, films)
 	logf("%d films: %s", len(films), rep.FilmSet.Mix)
 
-	setups := []Setup{
-		{Name: "default model", Models: []string{o.DefaultModel}},
-		{Name: "ensemble", Models: o.Ensemble},
-		{Name: "ensemble + CAM heatmaps", Models: o.Ensemble, Heatmaps: true, AllAlert: true},
-	}
-	if len(o.Ensemble) == 0 {
-		setups = setups[:1]
-	}
-	// Options beside the defaults, after them so the reference pairs with
-	// the first two setups.
-	if o.Reduced {
-		setups = append(setups, Setup{Name: "default model, reduced decode", Models: []string{o.DefaultModel},
-			Extra: map[string]any{"decode": map[string]any{"resolution": map[string]any{"mode": "reduced"}}}})
-	}
-	if o.Int8Model != "" {
-		setups = append(setups, Setup{Name: "default model, int8", Models: []string{o.Int8Model}})
-	}
+	setups := benchSetups(o)
 	for i, s := range setups {
 		logf("setup %q: %s", s.Name, strings.Join(baseNames(s.Models), ", "))
 		res, err := runSetup(ctx, o, s, films, uint32(i+1), i == 0 && o.NATSPhase > 0, logf)
@@ -166,6 +155,36 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// reducedDecode is the config that turns reduced-resolution decode on.
+var reducedDecode = map[string]any{"decode": map[string]any{"resolution": map[string]any{"mode": "reduced"}}}
+
+// benchSetups lists the setups of a run: the shipped defaults first (the
+// reference pairs with the first two), then issue 18's options beside
+// them, each compared with the reference of its model set (Setup.Ref).
+func benchSetups(o Options) []Setup {
+	setups := []Setup{
+		{Name: "default model", Models: []string{o.DefaultModel}, Ref: 1},
+		{Name: "ensemble", Models: o.Ensemble, Ref: 2},
+		{Name: "ensemble + CAM heatmaps", Models: o.Ensemble, Heatmaps: true, AllAlert: true},
+	}
+	if len(o.Ensemble) == 0 {
+		setups = setups[:1]
+	}
+	if o.Reduced {
+		setups = append(setups, Setup{Name: "default model, reduced decode", Models: []string{o.DefaultModel}, Ref: 1, Extra: reducedDecode})
+	}
+	if o.Int8Model != "" {
+		setups = append(setups, Setup{Name: "default model, int8", Models: []string{o.Int8Model}, Ref: 1})
+	}
+	if o.Reduced && len(o.Ensemble) > 0 {
+		setups = append(setups, Setup{Name: "ensemble, reduced decode", Models: o.Ensemble, Ref: 2, Extra: reducedDecode})
+	}
+	if len(o.Int8Ensemble) > 0 && len(o.Ensemble) > 0 {
+		setups = append(setups, Setup{Name: "ensemble, int8", Models: o.Int8Ensemble, Ref: 2})
+	}
+	return setups
 }
 
 func baseNames(ps []string) []string {
@@ -504,6 +523,7 @@ func summarizePhase(tr *tracker, skip int, from, to time.Time, m0, m1 *metricsSn
 	var lr, la []float64
 	stage := map[string][]float64{}
 	bySyntax := map[string][]float64{}
+	prepBySyntax := map[string][]float64{}
 	for _, t := range all {
 		if t.errCode != "" {
 			ph.Errors++
@@ -524,6 +544,7 @@ func summarizePhase(tr *tracker, skip int, from, to time.Time, m0, m1 *metricsSn
 			stage[k] = append(stage[k], v)
 		}
 		bySyntax[t.film.Syntax] = append(bySyntax[t.film.Syntax], tm.DecodeMS)
+		prepBySyntax[t.film.Syntax] = append(prepBySyntax[t.film.Syntax], tm.DecodeMS+tm.PreprocessMS)
 	}
 	ph.Seconds = round2(to.Sub(from).Seconds())
 	if ph.Seconds > 0 {
@@ -538,6 +559,10 @@ func summarizePhase(tr *tracker, skip int, from, to time.Time, m0, m1 *metricsSn
 	ph.DecodeMSBySyntax = map[string]float64{}
 	for k, v := range bySyntax {
 		ph.DecodeMSBySyntax[k] = round2(mean(v))
+	}
+	ph.PrepMSBySyntax = map[string]float64{}
+	for k, v := range prepBySyntax {
+		ph.PrepMSBySyntax[k] = round2(mean(v))
 	}
 	if m0 != nil && m1 != nil {
 		ph.StageMS["publish"] = round2(1000 * meanSince(m0.stage["publish"], m1.stage["publish"]))

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,6 +45,8 @@ type StageCosts struct {
 	// JetStream with sync_always, until its PubAck.
 	PublishResultMS float64 `json:"publish_result_ms"`
 	PublishAlertMS  float64 `json:"publish_result_and_alert_ms"`
+	// CPU per film, exact and reduced-resolution decode (cpucost.go).
+	CPU *CPUCosts `json:"cpu,omitempty"`
 }
 
 func timeIt(n int, f func() error) (float64, error) {
@@ -91,7 +93,7 @@ func measureStages(ctx context.Context, o Options, films []*Film, setups []Setup
 				rd = append(rd, ms(film.Timings.Render))
 				display = film
 			}
-			if strings.HasPrefix(syn, "j2k") {
+			if reducible(syn) {
 				one := decode.DefaultLimits
 				one.CodecThreads = 1
 				for range 3 {
@@ -153,6 +155,17 @@ func measureStages(ctx context.Context, o Options, films []*Film, setups []Setup
 			}
 		}
 	}
+	// CPU per film, exact and reduced, and per model (issue 18's estimate).
+	cpu, err := measureCPU(per, all, x)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]string{}
+	for _, m := range all {
+		names[m.Dir] = m.Manifest.Name
+	}
+	cpu.estimateSetups(runtime.NumCPU(), films, setups, names)
+	st.CPU = cpu
 	// CAM heatmaps: the default model alone, and the ensemble.
 	for _, s := range setups[:min(2, len(setups))] {
 		var ms []*triage.Model

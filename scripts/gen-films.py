@@ -14,6 +14,8 @@ film in each transfer syntax hospitals use:
   NNNN-jpegll.dcm     JPEG Lossless SV1 (dcmtk dcmcjpeg +e1)     1.2.840.10008.1.2.4.70
   NNNN-j2kll.dcm      JPEG 2000 lossless (gdcmconv --j2k)        1.2.840.10008.1.2.4.90
   NNNN-j2k.dcm        JPEG 2000 lossy, about 10:1 (gdcmconv)     1.2.840.10008.1.2.4.91
+  NNNN-htj2kll.dcm    HTJ2K lossless (OpenJPH ojph_compress      1.2.840.10008.1.2.4.201
+                      -reversible true, wrapped with pydicom)
 
 The image is scaled (bicubic) so its shorter side is --short pixels and its
 longer side at most --long (center crop beyond), mapped to 12 bits stored
@@ -53,6 +55,8 @@ SYNTAXES = [
     ("jpegll", "1.2.840.10008.1.2.4.70", ["dcmcjpeg", "+e1"]),
     ("j2kll", "1.2.840.10008.1.2.4.90", ["gdcmconv", "--quiet", "--j2k"]),
     ("j2k", "1.2.840.10008.1.2.4.91", ["gdcmconv", "--quiet", "--j2k", "--lossy", "--irreversible", "-r", "10"]),
+    # No DICOM toolkit on Debian writes HTJ2K: write_htj2k encodes with OpenJPH.
+    ("htj2kll", "1.2.840.10008.1.2.4.201", "htj2k"),
 ]
 
 
@@ -167,10 +171,47 @@ def write_native(path, px, i, row, mono1, window, now):
     return sop
 
 
+def write_htj2k(native, path, i, tmpdir):
+    """HTJ2K lossless from the native film's stored samples: OpenJPH's
+    ojph_compress (5 decomposition levels, its default, so a reduced decode
+    can stop at 1/4 of the size) on a 16-bit PGM, the codestream wrapped as
+    encapsulated Pixel Data (one fragment, empty offset table) with the
+    native film's tags. A transcode by a tool other than the sender's gets
+    a SOP Instance UID of its own, of the bench's rewritable form."""
+    import pydicom
+    import pydicom._uid_dict
+    from pydicom.encaps import encapsulate
+    # pydicom 2.3 (bookworm) predates the HTJ2K syntaxes: it refuses to
+    # write a transfer syntax it does not know, so it learns this one.
+    pydicom._uid_dict.UID_dictionary.setdefault("1.2.840.10008.1.2.4.201", (
+        "High-Throughput JPEG 2000 Image Compression (Lossless Only)", "Transfer Syntax", "", "", "HTJ2KLossless"))
+    ds = pydicom.dcmread(native)
+    bits = int(ds.BitsStored)
+    px = np.frombuffer(ds.PixelData, dtype="<u2").reshape(int(ds.Rows), int(ds.Columns))
+    pgm, j2c = os.path.join(tmpdir, f"{i:04d}.pgm"), os.path.join(tmpdir, f"{i:04d}.j2c")
+    with open(pgm, "wb") as f:
+        f.write(f"P5\n{px.shape[1]} {px.shape[0]}\n{(1 << bits) - 1}\n".encode())
+        f.write(px.astype(">u2").tobytes())
+    subprocess.run(["ojph_compress", "-i", pgm, "-o", j2c, "-reversible", "true"], check=True, stdout=subprocess.DEVNULL)
+    with open(j2c, "rb") as f:
+        cs = f.read()
+    os.remove(pgm)
+    os.remove(j2c)
+    sop = f"{uid('sop-htj2kll', i)}.1000000000"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.201"
+    ds.file_meta.MediaStorageSOPInstanceUID = sop
+    ds.SOPInstanceUID = sop
+    ds.PixelData = encapsulate([cs])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.save_as(path, write_like_original=False)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=os.path.join(REPO, "var", "films"))
-    ap.add_argument("--n", type=int, default=24, help="source images (films = 4 x n)")
+    ap.add_argument("--n", type=int, default=24, help="source images (films = 5 x n)")
     ap.add_argument("--short", type=int, default=2000)
     ap.add_argument("--long", type=int, default=2500)
     ap.add_argument("--data", default=DATA)
@@ -184,12 +225,18 @@ def main():
     keep = set(a.syntaxes.split(","))
     if not os.path.exists(os.path.join(a.data, "labels.csv")):
         sys.exit(f"the shared data set is not at {a.data}")
-    for tool in ("dcmcjpeg", "gdcmconv"):
+    for tool in ("dcmcjpeg", "gdcmconv", "ojph_compress"):
         if not shutil.which(tool):
-            sys.exit(f"{tool} is missing (apt-get install dcmtk libgdcm-tools)")
+            sys.exit(f"{tool} is missing (apt-get install dcmtk libgdcm-tools openjph-tools)")
     os.makedirs(a.out, exist_ok=True)
     settings = {"n": a.n, "short": a.short, "long": a.long, "seed": a.seed, "version": 1}
-    if a.all_test or keep != {n for n, _, _ in SYNTAXES}:
+    unknown = keep - {n for n, _, _ in SYNTAXES}
+    if unknown:
+        sys.exit(f"unknown syntaxes {sorted(unknown)}: choose from {[n for n, _, _ in SYNTAXES]}")
+    # A film set of the first four syntaxes (made before htj2kll) keeps its
+    # manifest's settings; any other choice is recorded, so a set made with
+    # fewer syntaxes is made again rather than taken as complete.
+    if a.all_test or keep != {"explicit", "jpegll", "j2kll", "j2k"}:
         settings.update(all_test=a.all_test, syntaxes=sorted(keep))
     mpath = os.path.join(a.out, "manifest.json")
     if os.path.exists(mpath):
@@ -231,7 +278,9 @@ def main():
             if name not in keep:
                 continue
             path = f"{base}-{name}.dcm"
-            if cmd:
+            if cmd == "htj2k":
+                write_htj2k(native, path, i, a.out)
+            elif cmd:
                 subprocess.run(cmd + [native, path], check=True)
             if name == "j2k":
                 # Lossy compression makes a new instance (GDCM gave it a UID of

@@ -8,7 +8,7 @@ Image by image, as the paper's inference script does: open the film (PIL for
 JPEG/PNG; pydicom + numpy for DICOM, with the daemon's display pipeline of
 docs/dicom.md: Modality LUT, VOI LUT, window, identity or percentile stretch,
 MONOCHROME1 inversion, to 8 bits; compressed syntaxes through pydicom's GDCM
-handler, Debian's python3-gdcm), convert
+handler, Debian's python3-gdcm; HTJ2K through Pillow's OpenJPEG), convert
 to RGB, torchvision Resize(224) + CenterCrop(224) + ToTensor + Normalize, one
 forward pass per model, softmax. The weights are read from the committed ONNX
 files themselves (training/common.py load_onnx_weights), so the daemon and
@@ -64,6 +64,34 @@ def _lut(ds, seq):
     return first, bits, data[:n].astype(np.float64)
 
 
+# HTJ2K (1.2.840.10008.1.2.4.201-203) is newer than bookworm's pydicom 2.3
+# and GDCM 3.0.21: the frame's codestream goes to Pillow, whose JPEG 2000
+# plugin decodes it with OpenJPEG 2.5 (HT included), the library pydicom 3
+# reaches through pylibjpeg-openjpeg for these syntaxes.
+HTJ2K = ("1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
+
+
+def _know_htj2k():
+    import pydicom._uid_dict
+    for uid, name in zip(HTJ2K, ("HTJ2KLossless", "HTJ2KLosslessRPCL", "HTJ2K")):
+        pydicom._uid_dict.UID_dictionary.setdefault(uid, (name, "Transfer Syntax", "", "", name))
+
+
+def _htj2k_frame(ds):
+    """The first frame's samples, right-aligned (Pillow scales them to 16 bits)."""
+    import io
+    from pydicom.encaps import generate_pixel_data_frame
+    cs = next(generate_pixel_data_frame(ds.PixelData, 1))
+    if len(cs) < 43 or cs[:4] != b"\xff\x4f\xff\x51":
+        raise ValueError("HTJ2K frame without a codestream")
+    prec, signed = (cs[42] & 0x7F) + 1, cs[42] & 0x80
+    if signed or prec > 16:
+        raise ValueError(f"HTJ2K: {prec}-bit {'signed' if signed else 'unsigned'} samples not handled here")
+    im = Image.open(io.BytesIO(cs), formats=["JPEG2000"])
+    a = np.asarray(im).astype(np.int64)
+    return a >> (16 - prec) if im.mode.startswith("I;16") else a
+
+
 def _stored(ds):
     """The first frame's stored values s (docs/dicom.md step 1), int64."""
     rows, cols = int(ds.Rows), int(ds.Columns)
@@ -77,6 +105,8 @@ def _stored(ds):
         # Bits Stored alone, the rule takes the bits at High Bit.
         words = np.frombuffer(ds.PixelData, ("<" if ds.is_little_endian else ">") + "u2", count=rows * cols)
         shift = hb + 1 - bs
+    elif str(ds.file_meta.TransferSyntaxUID) in HTJ2K:
+        words, shift = _htj2k_frame(ds).ravel(), 0
     else:
         arr = ds.pixel_array
         if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
@@ -109,6 +139,7 @@ def dicom_to_pil(path):
     """The daemon's display pipeline (docs/dicom.md, "The display pipeline,
     exactly"; decode/render.go), in numpy, float64 as the rule states."""
     import pydicom
+    _know_htj2k()
     ds = pydicom.dcmread(path)
     if int(getattr(ds, "SamplesPerPixel", 1) or 1) == 3:
         return _color_to_l(ds)

@@ -16,9 +16,14 @@ import (
 	"github.com/triaged/triaged/bench"
 )
 
+// list splits a comma- or space-separated list (make's $(wildcard) gives spaces).
+func list(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
 func main() {
 	o := bench.Options{}
-	var models, binary string
+	var models, int8Models, binary string
 	var quick bool
 	flag.StringVar(&o.Root, "root", ".", "repository root")
 	flag.StringVar(&o.Films, "films", "var/films", "film set (make films)")
@@ -28,8 +33,9 @@ func main() {
 	flag.StringVar(&binary, "binary", "bin/triaged", "the daemon binary")
 	flag.StringVar(&o.DefaultModel, "default-model", "models/squeezenet1_1", "the default setup's model directory")
 	flag.StringVar(&models, "models", "", "comma-separated model directories of the ensemble (empty: no ensemble setups)")
-	flag.BoolVar(&o.Reduced, "reduced", true, "also measure the default model with reduced-resolution JPEG 2000 decode (decode.resolution.mode: reduced)")
+	flag.BoolVar(&o.Reduced, "reduced", true, "also measure the default model and the ensemble with reduced-resolution JPEG 2000 and HTJ2K decode (decode.resolution.mode: reduced)")
 	flag.StringVar(&o.Int8Model, "int8-model", "", "also measure this quantized model alone (e.g. models/int8/squeezenet1_1-int8; empty: skip)")
+	flag.StringVar(&int8Models, "int8-models", "", "also measure these quantized models as an ensemble (comma-separated, e.g. models/int8/*-int8; empty: skip)")
 	flag.DurationVar(&o.Phase, "seconds", 120*time.Second, "saturated throughput phase per setup")
 	flag.IntVar(&o.Outstanding, "outstanding", 24, "films kept waiting while saturating")
 	flag.Float64Var(&o.Rate, "rate", 1, "offered load of the latency phase, films/s")
@@ -43,15 +49,10 @@ func main() {
 	flag.BoolVar(&o.Stages, "stages", true, "measure each stage alone, in process")
 	flag.BoolVar(&quick, "quick", false, "a short run to check the harness (minutes, not a measurement)")
 	flag.Parse()
-	if models != "" {
-		for _, m := range strings.Split(models, ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				o.Ensemble = append(o.Ensemble, m)
-			}
-		}
-	}
+	o.Ensemble, o.Int8Ensemble = list(models), list(int8Models)
 	if quick {
-		o.Phase, o.LatencyFilms, o.NATSPhase, o.Backlog, o.RefFilms = 20*time.Second, 10, 10*time.Second, 300, 8
+		// Seven setups: short enough to stay within a few minutes.
+		o.Phase, o.LatencyFilms, o.NATSPhase, o.Backlog, o.RefFilms = 12*time.Second, 5, 6*time.Second, 200, 8
 	}
 	abs, err := filepath.Abs(binary)
 	if err != nil {
