@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testkit/ojph"
 )
 
 // fuzzLimits keep each execution small; the bounds they imply are what
@@ -165,8 +166,8 @@ func reducedFuzzSeeds(t *testing.T) map[string][]byte {
 	return map[string][]byte{
 		"reduce j2k lossless":   j2k(t, im, TSJ2KLossless, "-n", "6"),
 		"reduce j2k lossy":      j2k(t, im, TSJ2K, "-n", "6", "-r", "20"),
-		"reduce htj2k lossless": htj2k(t, im, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "5"),
-		"reduce htj2k lossy":    htj2k(t, im, TSHTJ2K, "-qstep", "0.01", "-num_decomps", "5"),
+		"reduce htj2k lossless": ojph.Film(t, im, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "5"),
+		"reduce htj2k lossy":    ojph.Film(t, im, TSHTJ2K, "-qstep", "0.01", "-num_decomps", "5"),
 	}
 }
 

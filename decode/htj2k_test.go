@@ -1,61 +1,15 @@
 package decode
 
 import (
-	"bytes"
 	"encoding/binary"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testkit/ojph"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
-
-// htj2k compresses gray samples with OpenJPH's ojph_compress (Debian
-// openjph-tools), an encoder independent of the OpenJPEG decoder, and
-// wraps the codestream as a film in transfer syntax ts.
-func htj2k(t *testing.T, im dicomtest.Image, ts string, args ...string) []byte {
-	t.Helper()
-	cs := ojphCompress(t, im.Columns, im.Rows, im.BitsStored, im.Pixels, args...)
-	im.TransferSyntax = ts
-	pd := dicomtest.Encapsulated(cs)
-	im.PixelData = &pd
-	return im.Bytes()
-}
-
-func ojphCompress(t *testing.T, w, h, bits int, px []int, args ...string) []byte {
-	t.Helper()
-	dir := t.TempDir()
-	var pgm bytes.Buffer
-	fmt.Fprintf(&pgm, "P5\n%d %d\n%d\n", w, h, 1<<bits-1)
-	for _, v := range px {
-		if bits > 8 {
-			binary.Write(&pgm, binary.BigEndian, uint16(v))
-		} else {
-			pgm.WriteByte(byte(v))
-		}
-	}
-	in, out := filepath.Join(dir, "in.pgm"), filepath.Join(dir, "out.j2c")
-	os.WriteFile(in, pgm.Bytes(), 0o644)
-	run(t, ojphTool(t, "ojph_compress"), append([]string{"-i", in, "-o", out}, args...)...)
-	cs, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cs
-}
-
-// ojphTool finds an OpenJPH program; without it the test skips.
-func ojphTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed (Debian package openjph-tools)", name)
-	}
-	return p
-}
 
 // ojphExpand decodes a film's codestream with OpenJPH's ojph_expand.
 func ojphExpand(t *testing.T, path string) []int {
@@ -63,7 +17,7 @@ func ojphExpand(t *testing.T, path string) []int {
 	dir := t.TempDir()
 	cs, pgm := filepath.Join(dir, "frame.j2c"), filepath.Join(dir, "frame.pgm")
 	os.WriteFile(cs, codestream(t, path), 0o644)
-	run(t, ojphTool(t, "ojph_expand"), "-i", cs, "-o", pgm)
+	ojph.Run(t, "ojph_expand", "-i", cs, "-o", pgm)
 	v, err := readPNM(pgm)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +50,7 @@ func TestHTJ2KSharedFilms(t *testing.T) {
 			{TSHTJ2K, []string{"-qstep", "0.001"}, false},
 		} {
 			t.Run(filepath.Base(name)+" "+c.ts, func(t *testing.T) {
-				b := htj2k(t, im, c.ts, c.args...)
+				b := ojph.Film(t, im, c.ts, c.args...)
 				path := filepath.Join(t.TempDir(), "f.dcm")
 				os.WriteFile(path, b, 0o644)
 				film := decodeFile(t, path)
@@ -128,7 +82,7 @@ func TestHTJ2KSharedFilms(t *testing.T) {
 // before OpenJPEG sees it.
 func TestHTJ2KHeaderRefusals(t *testing.T) {
 	g := gray(16, 12, false)
-	cs := ojphCompress(t, g.Columns, g.Rows, 12, g.Pixels, "-reversible", "true", "-num_decomps", "3")
+	cs := ojph.Compress(t, g.Columns, g.Rows, 12, g.Pixels, "-reversible", "true", "-num_decomps", "3")
 	marker := func(m byte) (int, int) {
 		for i := 4 + int(binary.BigEndian.Uint16(cs[4:])); i+4 <= len(cs) && cs[i+1] != 0x90; {
 			n := int(binary.BigEndian.Uint16(cs[i+2:]))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testkit/ojph"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
@@ -42,7 +43,7 @@ func TestReducedMatchesReferenceDecoders(t *testing.T) {
 		{"j2k lossless", TSJ2KLossless, j2k(t, im, TSJ2KLossless, "-n", "6"), func(path string, r int) []int {
 			return opjReduced(t, path, r)
 		}},
-		{"htj2k lossless", TSHTJ2KLossless, htj2k(t, im, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "5"), func(path string, r int) []int {
+		{"htj2k lossless", TSHTJ2KLossless, ojph.Film(t, im, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "5"), func(path string, r int) []int {
 			return ojphReduced(t, path, r)
 		}},
 	}
@@ -81,7 +82,7 @@ func ojphReduced(t *testing.T, path string, r int) []int {
 	dir := t.TempDir()
 	cs, pgm := filepath.Join(dir, "frame.j2c"), filepath.Join(dir, "frame.pgm")
 	os.WriteFile(cs, codestream(t, path), 0o644)
-	run(t, ojphTool(t, "ojph_expand"), "-i", cs, "-o", pgm, "-skip_res", strconv.Itoa(r)+","+strconv.Itoa(r))
+	ojph.Run(t, "ojph_expand", "-i", cs, "-o", pgm, "-skip_res", strconv.Itoa(r)+","+strconv.Itoa(r))
 	v, err := readPNM(pgm)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/triaged/triaged/internal/dicomtest"
+	"github.com/triaged/triaged/internal/testkit/ojph"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
@@ -136,12 +137,12 @@ func syntaxCases() []syntaxCase {
 		{"JPEG 2000 lossless 16-bit", TSJ2K, func(t *testing.T) []byte { return j2k(t, g16, TSJ2K) }, wantStored(g16.Pixels, 16)},
 		{"JPEG 2000 lossy 12-bit", TSJ2K, func(t *testing.T) []byte { return j2k(t, g12, TSJ2K, "-I", "-r", "8") }, nil},
 		{"HTJ2K lossless 12-bit", TSHTJ2KLossless, func(t *testing.T) []byte {
-			return htj2k(t, g12, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "3", "-prog_order", "LRCP")
+			return ojph.Film(t, g12, TSHTJ2KLossless, "-reversible", "true", "-num_decomps", "3", "-prog_order", "LRCP")
 		}, wantStored(g12.Pixels, 12)},
 		{"HTJ2K RPCL lossless 16-bit", TSHTJ2KRPCL, func(t *testing.T) []byte {
-			return htj2k(t, g16, TSHTJ2KRPCL, "-reversible", "true", "-num_decomps", "3")
+			return ojph.Film(t, g16, TSHTJ2KRPCL, "-reversible", "true", "-num_decomps", "3")
 		}, wantStored(g16.Pixels, 16)},
-		{"HTJ2K lossy 12-bit", TSHTJ2K, func(t *testing.T) []byte { return htj2k(t, g12, TSHTJ2K, "-num_decomps", "3", "-qstep", "0.01") }, nil},
+		{"HTJ2K lossy 12-bit", TSHTJ2K, func(t *testing.T) []byte { return ojph.Film(t, g12, TSHTJ2K, "-num_decomps", "3", "-qstep", "0.01") }, nil},
 	}
 }
 
