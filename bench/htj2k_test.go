@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,6 +10,7 @@ import (
 
 	"github.com/triaged/triaged/codec"
 	"github.com/triaged/triaged/decode"
+	"github.com/triaged/triaged/internal/testkit/ojph"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
@@ -25,11 +23,8 @@ import (
 func TestGeneratedHTJ2KFilm(t *testing.T) {
 	testenv.Slow(t)
 	testenv.SharedData(t)
-	for _, tool := range []string{"ojph_compress", "ojph_expand"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (Debian package openjph-tools)", tool)
-		}
-	}
+	ojph.Tool(t, "ojph_compress")
+	ojph.Tool(t, "ojph_expand")
 	if err := exec.Command("/usr/bin/python3", "-c", "import pydicom, PIL, numpy").Run(); err != nil {
 		t.Skip("/usr/bin/python3 lacks pydicom, PIL or numpy (Debian packages python3-pydicom python3-pil python3-numpy)")
 	}
@@ -61,7 +56,7 @@ func TestGeneratedHTJ2KFilm(t *testing.T) {
 			t.Fatalf("%s: %v", ht.Path, err)
 		}
 		stored := native.data[len(native.data)-2*native.Rows*native.Cols:]
-		expand := ojphExpand(t, cs)
+		expand := ojph.Expand(t, cs)
 		for k, v := range fr.Data16 {
 			if w := binary.LittleEndian.Uint16(stored[2*k:]); v != w || int(v) != expand[k] {
 				t.Fatalf("%s: sample %d: OpenJPEG %d, ojph_expand %d, native film %d", ht.Path, k, v, expand[k], w)
@@ -105,38 +100,4 @@ func codestreamOf(t *testing.T, film []byte) []byte {
 		t.Fatal("fragment longer than the file")
 	}
 	return film[soc : soc+n]
-}
-
-// ojphExpand decodes a codestream with OpenJPH's ojph_expand (16-bit PGM).
-func ojphExpand(t *testing.T, cs []byte) []int {
-	t.Helper()
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "f.j2c"), filepath.Join(dir, "f.pgm")
-	if err := os.WriteFile(in, cs, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := exec.Command("ojph_expand", "-i", in, "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("ojph_expand: %v\n%s", err, b)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := bufio.NewReader(f)
-	var magic string
-	var w, h, maxv int
-	if _, err := fmt.Fscan(r, &magic, &w, &h, &maxv); err != nil || magic != "P5" || maxv < 256 {
-		t.Fatalf("ojph_expand output: %q %d %d %d %v", magic, w, h, maxv, err)
-	}
-	r.ReadByte() // the one whitespace after the header
-	px := make([]uint16, w*h)
-	if err := binary.Read(r, binary.BigEndian, px); err != nil {
-		t.Fatalf("ojph_expand output, %dx%d: %v", w, h, err)
-	}
-	out2 := make([]int, len(px))
-	for i, v := range px {
-		out2[i] = int(v)
-	}
-	return out2
 }

@@ -14,15 +14,7 @@ import (
 // ojphExpand decodes a film's codestream with OpenJPH's ojph_expand.
 func ojphExpand(t *testing.T, path string) []int {
 	t.Helper()
-	dir := t.TempDir()
-	cs, pgm := filepath.Join(dir, "frame.j2c"), filepath.Join(dir, "frame.pgm")
-	os.WriteFile(cs, codestream(t, path), 0o644)
-	ojph.Run(t, "ojph_expand", "-i", cs, "-o", pgm)
-	v, err := readPNM(pgm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
+	return ojph.Expand(t, codestream(t, path))
 }
 
 // The shared chest films (NIH DX, 8 bits; RG1 CR, MONOCHROME1, 15 bits)

@@ -71,3 +71,45 @@ func Film(t testing.TB, im dicomtest.Image, ts string, args ...string) []byte {
 	im.PixelData = &pd
 	return im.Bytes()
 }
+
+// Expand decodes a codestream with ojph_expand and its args (for example
+// -skip_res 2,2) and returns its samples.
+func Expand(t testing.TB, cs []byte, args ...string) []int {
+	t.Helper()
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.j2c"), filepath.Join(dir, "out.pgm")
+	if err := os.WriteFile(in, cs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	Run(t, "ojph_expand", append([]string{"-i", in, "-o", out}, args...)...)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bytes.NewReader(b)
+	var magic string
+	var w, h, maxv int
+	if _, err := fmt.Fscan(r, &magic, &w, &h, &maxv); err != nil || magic != "P5" {
+		t.Fatalf("ojph_expand output: %q %d x %d, max %d: %v", magic, w, h, maxv, err)
+	}
+	_, _ = r.ReadByte() // the one white space after the header
+	px := make([]int, w*h)
+	if maxv < 256 {
+		for i := range px {
+			c, err := r.ReadByte()
+			if err != nil {
+				t.Fatalf("ojph_expand output, %d x %d: %v", w, h, err)
+			}
+			px[i] = int(c)
+		}
+		return px
+	}
+	v := make([]uint16, w*h)
+	if err := binary.Read(r, binary.BigEndian, v); err != nil {
+		t.Fatalf("ojph_expand output, %d x %d: %v", w, h, err)
+	}
+	for i := range v {
+		px[i] = int(v[i])
+	}
+	return px
+}
