@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,23 +91,6 @@ func (g *StoreGuard) Last() StoreState {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.last
-}
-
-// Run checks every interval until ctx ends, calling report after each check.
-func (g *StoreGuard) Run(ctx context.Context, every time.Duration, report func(StoreState, error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s, err := g.Check()
-			if report != nil {
-				report(s, err)
-			}
-		}
-	}
 }
 
 // filesystemSize is the size of the filesystem holding dir, or 0.

@@ -21,11 +21,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -494,23 +496,13 @@ func (r *Report) Markdown() string {
 			x.PriorityChanges, x.Labeled, x.AUCA, x.AUCB, x.AUCB-x.AUCA, x.DAUCLo, x.DAUCHi)
 	}
 	s.WriteString("\n| syntax | decode + preprocess CPU ms/film, A | B | A / B |\n|---|---|---|---|\n")
-	var keys []string
-	for k := range r.CPUms {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.CPUms)) {
 		c := r.CPUms[k]
 		fmt.Fprintf(&s, "| %s | %.1f | %.1f | %.1fx |\n", k, c[0], c[1], c[0]/math.Max(c[1], 0.1))
 	}
 	if len(r.ImagesPerSecond) > 0 {
 		s.WriteString("\n| model | arm | images/s batch 1 | batch 8 | CPU ms/image batch 1 | batch 8 |\n|---|---|---|---|---|---|\n")
-		var ms []string
-		for m := range r.ImagesPerSecond {
-			ms = append(ms, m)
-		}
-		sort.Strings(ms)
-		for _, m := range ms {
+		for _, m := range slices.Sorted(maps.Keys(r.ImagesPerSecond)) {
 			for a, v := range r.ImagesPerSecond[m] {
 				fmt.Fprintf(&s, "| %s | %s | %.1f | %.1f | %.1f | %.1f |\n", m, a, v[0], v[1], v[2], v[3])
 			}
