@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,17 +16,6 @@ import (
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
-// tmpfs mounts a small tmpfs for the test, or skips saying why.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot mount a %s tmpfs (needs root or CAP_SYS_ADMIN): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
 // The embedded store on a disk that is nearly full at start and then fills
 // up from another writer: JetStream refuses messages cleanly (an error
 // StoreFull recognises, never a failed write), keeps every message it
@@ -37,7 +25,7 @@ func tmpfs(t *testing.T, size string) string {
 // that hits ENOSPC breaks the stream until a restart.
 func TestStoreGuardRefusesCleanlyOnAFullDiskAndRecovers(t *testing.T) {
 	testenv.Slow(t)
-	dir := tmpfs(t, "16m")
+	dir := testenv.Tmpfs(t, "16m")
 	filler := filepath.Join(dir, "filler")
 	if err := os.WriteFile(filler, make([]byte, 12<<20), 0o600); err != nil {
 		t.Fatal(err)
@@ -152,7 +140,7 @@ func TestStoreFullRecognisesOnlyStorageRefusals(t *testing.T) {
 // limit the guard sets is still one the server accepts.
 func TestStoreGuardLimitStaysBelowTheServers(t *testing.T) {
 	testenv.Slow(t)
-	dir := tmpfs(t, "4m")
+	dir := testenv.Tmpfs(t, "4m")
 	s, err := bus.StartEmbedded(bus.EmbeddedOptions{Listen: "127.0.0.1:-1", StoreDir: dir}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

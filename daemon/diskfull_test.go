@@ -3,14 +3,11 @@ package daemon_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,43 +19,6 @@ import (
 	"github.com/triaged/triaged/internal/testkit/natstest"
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
-
-// tmpfs mounts a small tmpfs for the test, or skips saying why.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot mount a %s tmpfs (needs root or CAP_SYS_ADMIN): %v: %s", size, err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
-
-// fillDisk writes a file in dir until the filesystem is full.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	for _, n := range []int{4096, 512, 1} { // the last partial blocks
-		for {
-			if _, err := f.Write(buf[:n]); err != nil {
-				break
-			}
-		}
-	}
-}
 
 // syncBuffer is a log sink tests read while the daemon writes.
 type syncBuffer struct {
@@ -123,7 +83,7 @@ func TestFullDropFolderDiskIsReportedAndRecoveredWithoutRestart(t *testing.T) {
 	testenv.ORT(t)
 	srv := testenv.NATS(t)
 	cfg := newConfig(t, srv.ClientURL())
-	mnt := tmpfs(t, "8m")
+	mnt := testenv.Tmpfs(t, "8m")
 	cfg.Ingest.Folders[0].Path = filepath.Join(mnt, "incoming")
 	d, logs := startLogged(t, cfg)
 	in := cfg.Ingest.Folders[0].Path
@@ -142,7 +102,7 @@ func TestFullDropFolderDiskIsReportedAndRecoveredWithoutRestart(t *testing.T) {
 		}
 	}
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testenv.FillDisk(t, filler)
 	testenv.Eventually(t, 10*time.Second, "the full disk in /readyz", func() bool {
 		return strings.Contains(readiness(d), "disk full under the folder "+in)
 	})
@@ -236,7 +196,7 @@ func diskMetric(t *testing.T, d *daemon.Daemon, name string, labels ...string) f
 func TestFullJetStreamStoreDiskIsReportedAndRecoveredWithoutRestart(t *testing.T) {
 	testenv.Slow(t)
 	testenv.ORT(t)
-	mnt := tmpfs(t, "32m")
+	mnt := testenv.Tmpfs(t, "32m")
 	cfg := newConfig(t, "")
 	cfg.NATS.Embedded.Listen = fmt.Sprintf("127.0.0.1:%d", natstest.FreePorts(t, 1)[0])
 	cfg.NATS.Embedded.StoreDir = filepath.Join(mnt, "nats")
@@ -254,7 +214,7 @@ func TestFullJetStreamStoreDiskIsReportedAndRecoveredWithoutRestart(t *testing.T
 
 	// Another writer fills the store's disk.
 	filler := filepath.Join(mnt, "filler")
-	fillDisk(t, filler)
+	testenv.FillDisk(t, filler)
 	testenv.Eventually(t, 10*time.Second, "the store's full disk in /readyz", func() bool {
 		return strings.Contains(readiness(d), "disk full under the store")
 	})
@@ -315,10 +275,10 @@ func TestFullSpoolDiskLosesNoFilmAndRecoversWithoutRestart(t *testing.T) {
 	srv := testenv.NATS(t)
 	cfg := natsConfig(t, srv.ClientURL())
 	cfg.Ingest.NATS.MaxDeliver = 2
-	cfg.Ingest.NATS.SpoolDir = tmpfs(t, "8m")
+	cfg.Ingest.NATS.SpoolDir = testenv.Tmpfs(t, "8m")
 	d, _ := startLogged(t, cfg)
 	filler := filepath.Join(cfg.Ingest.NATS.SpoolDir, "filler")
-	fillDisk(t, filler)
+	testenv.FillDisk(t, filler)
 	testenv.Eventually(t, 10*time.Second, "the spool's full disk in /readyz", func() bool {
 		return strings.Contains(readiness(d), "disk full under the spool")
 	})

@@ -1,12 +1,10 @@
 package pacs_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,19 +24,10 @@ func TestOutboxDiskFullRetried(t *testing.T) {
 	for _, o := range objs {
 		size += len(o.File)
 	}
-	dir := t.TempDir()
 	// Room for the objects twice over; the filler takes all of it.
-	kib := max(2*size/1024+64, 256)
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%dk,mode=0755", kib)); err != nil {
-		t.Skipf("skipping: cannot mount a tmpfs here (needs CAP_SYS_ADMIN): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	dir := testenv.Tmpfs(t, fmt.Sprintf("%dk", max(2*size/1024+64, 256)))
 	filler := filepath.Join(dir, "filler")
-	fill(t, filler)
+	testenv.FillDisk(t, filler)
 
 	srv := testenv.NATS(t)
 	js := jsOf(t, srv.ClientURL())
@@ -77,24 +66,5 @@ func TestOutboxDiskFullRetried(t *testing.T) {
 	wantFiles(t, dir, objs)
 	if d.Health() != nil {
 		t.Errorf("health after delivery: %v", d.Health())
-	}
-}
-
-// fill writes p until the file system is full.
-func fill(t *testing.T, p string) {
-	t.Helper()
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling the tmpfs: %v", err)
-			}
-			return
-		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +23,7 @@ func TestRealDiskFullDuringASend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: mounts a tmpfs (runs in make test)")
 	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=3m"); err != nil {
-		t.Skipf("skipping: cannot mount a small tmpfs here (needs root): %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := testenv.Tmpfs(t, "3m")
 	path := testenv.DICOM(t, "original/nih_cxr_dx_implicit.dcm")
 	film, err := os.ReadFile(path)
 	if err != nil {

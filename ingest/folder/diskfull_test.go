@@ -3,12 +3,13 @@ package folder
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
 // On a full disk a film can still be claimed and moved to done/ (renames
@@ -20,11 +21,7 @@ func TestFullDiskQuarantineFailsCleanlyAndSucceedsOnceSpaceReturns(t *testing.T)
 	if testing.Short() {
 		t.Skip("skipping under -short: mounts a tmpfs")
 	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("skipping: cannot mount a tmpfs (needs root or CAP_SYS_ADMIN): %v: %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	dir := testenv.Tmpfs(t, "2m")
 	f, _ := open(t, dir, 50*time.Millisecond)
 	for _, n := range []string{"patient-canary-1.dcm", "patient-canary-2.dcm"} {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte("film"), 0o644); err != nil {
@@ -34,25 +31,12 @@ func TestFullDiskQuarantineFailsCleanlyAndSucceedsOnceSpaceReturns(t *testing.T)
 	a, b := next(t, f, 5*time.Second), next(t, f, 5*time.Second)
 
 	filler := filepath.Join(dir, "filler")
-	fh, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	for {
-		if _, err := fh.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	fh.Close()
+	testenv.FillDisk(t, filler)
 
 	if err := a.Ack(); err != nil {
 		t.Errorf("move to done/ on a full disk: %v", err)
 	}
-	err = b.Quarantine("not_dicom", strings.Repeat("a long reason ", 400))
+	err := b.Quarantine("not_dicom", strings.Repeat("a long reason ", 400))
 	if err == nil {
 		t.Fatal("quarantine on a full disk succeeded")
 	}
