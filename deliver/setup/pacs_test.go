@@ -83,30 +83,9 @@ result_objects:
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
 	objs := objects(t)
 	uids = []string{objs.UIDs.SRInstance, objs.UIDs.SCInstance}
-	st, err := record.Open(context.Background(), js, record.Options{ManageStreams: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.Put(context.Background(), objs, "critical", "ms", "1.2", "1.2.3", "t", "t"); err != nil {
-		t.Fatal(err)
-	}
-	d, err := setup.PACS(cfg, js, setup.Hooks{Log: zerolog.New(zerolog.NewTestWriter(t))})
-	if err != nil || d == nil {
-		t.Fatalf("PACS: %v %v", d, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	testenv.Eventually(t, 30*time.Second, "delivered", func() bool { return d.Stats()[0].Delivered == 1 })
+	js := deliverOne(t, cfg, srv.ClientURL(), objs)
 	mu.Lock()
 	if auth != "Bearer s3cret" || len(got) != 2 || got[0] != "application/dicom" {
 		t.Errorf("Authorization %q, parts %v", auth, got)
@@ -172,13 +151,27 @@ result_objects:
 		t.Fatal(err)
 	}
 	srv := testenv.NATS(t)
-	nc, err := nats.Connect(srv.ClientURL())
+	objs := objects(t)
+	deliverOne(t, cfg, srv.ClientURL(), objs)
+	for _, o := range objs.List() {
+		b, err := os.ReadFile(filepath.Join(outbox, o.SOPInstanceUID+".dcm"))
+		if err != nil || !bytes.Equal(b, o.File) {
+			t.Errorf("%s.dcm: %d bytes (%v), want the object's %d", o.SOPInstanceUID, len(b), err, len(o.File))
+		}
+	}
+}
+
+// deliverOne stores objs in the record on the NATS server at url and runs
+// the PACS delivery cfg configures until it has delivered them; it returns
+// the JetStream context it used.
+func deliverOne(t *testing.T, cfg *config.Config, url string, objs *resultobj.Objects) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	objs := objects(t)
 	st, err := record.Open(context.Background(), js, record.Options{ManageStreams: true})
 	if err != nil {
 		t.Fatal(err)
@@ -195,10 +188,5 @@ result_objects:
 	go func() { d.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	testenv.Eventually(t, 30*time.Second, "delivered", func() bool { return d.Stats()[0].Delivered == 1 })
-	for _, o := range objs.List() {
-		b, err := os.ReadFile(filepath.Join(outbox, o.SOPInstanceUID+".dcm"))
-		if err != nil || !bytes.Equal(b, o.File) {
-			t.Errorf("%s.dcm: %d bytes (%v), want the object's %d", o.SOPInstanceUID, len(b), err, len(o.File))
-		}
-	}
+	return js
 }
