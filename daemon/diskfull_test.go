@@ -1,13 +1,11 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,28 +18,9 @@ import (
 	"github.com/triaged/triaged/internal/testkit/testenv"
 )
 
-// syncBuffer is a log sink tests read while the daemon writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startLogged starts a daemon whose log the test reads.
-func startLogged(t *testing.T, cfg *config.Config, opts ...daemon.Option) (*daemon.Daemon, *syncBuffer) {
+func startLogged(t *testing.T, cfg *config.Config, opts ...daemon.Option) (*daemon.Daemon, *lockedBuffer) {
 	t.Helper()
-	buf := &syncBuffer{}
+	buf := &lockedBuffer{}
 	log := zerolog.New(zerolog.MultiLevelWriter(buf, zerolog.NewTestWriter(t))).Level(zerolog.InfoLevel)
 	d, err := daemon.New(cfg, log, "test", opts...)
 	if err != nil {
